@@ -1,0 +1,318 @@
+"""The VectorQuantizer estimator: K-Means vector quantization as a transformer."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from . import _kmeans
+from .bits import BitReport
+
+__all__ = ["VectorQuantizer", "code_dtype"]
+
+_MAX_CODES = 2**32
+
+
+def code_dtype(n_codes: int) -> np.dtype:
+    """Smallest unsigned integer dtype that holds the codes ``0 .. n_codes - 1``.
+
+    Parameters
+    ----------
+    n_codes : int
+        Codebook size, at least 1.
+
+    Returns
+    -------
+    numpy.dtype
+        ``uint8`` up to 256 codes, ``uint16`` up to 65,536, ``uint32`` beyond.
+
+    Examples
+    --------
+    >>> code_dtype(256), code_dtype(257)
+    (dtype('uint8'), dtype('uint16'))
+    """
+    if n_codes < 1:
+        raise ValueError(f"n_codes must be at least 1, got {n_codes}.")
+    return np.min_scalar_type(n_codes - 1)
+
+
+class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Vector quantization by K-Means: samples become indices into a codebook.
+
+    ``fit`` learns a codebook of ``n_clusters`` rows with Lloyd's algorithm
+    (scikit-learn's :class:`~sklearn.cluster.KMeans`, k-means++ seeding).
+    ``transform`` replaces each sample by the index of its nearest codebook
+    row and ``inverse_transform`` maps indices back to rows. For an image,
+    the samples are its pixels (``image.reshape(-1, n_channels)``).
+
+    K-Means runs on the distinct rows of ``X`` weighted by their counts:
+    the same objective and the same fixed points as K-Means on every sample,
+    much faster on images, whose colors repeat.
+
+    Parameters
+    ----------
+    n_clusters : int, default=16
+        Codebook size ``K``. If ``X`` has fewer distinct rows, the codebook
+        is those rows and quantization is lossless (a warning says so).
+    init : {"k-means++", "random"}, default="k-means++"
+        Seeding of the centroids.
+    n_init : "auto" or int, default="auto"
+        Number of seedings tried; the one with the lowest inertia is kept.
+        ``"auto"`` is 1 for k-means++ and 10 for random, as in KMeans.
+    max_iter : int, default=300
+        Maximum number of Lloyd iterations per seeding.
+    tol : float, default=1e-4
+        Relative tolerance on the centroid shift to declare convergence.
+        ``tol=0`` iterates until the assignment no longer changes, when the
+        codebook is an exact fixed point of Lloyd's iteration.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the centroid initialization. Pass an int for reproducible
+        codebooks.
+
+    Attributes
+    ----------
+    codebook_ : ndarray of shape (n_codes, n_features_in_)
+        The centroids. ``n_codes == n_clusters`` unless the data has fewer
+        distinct rows.
+    n_codes_ : int
+        Number of rows of ``codebook_``.
+    inertia_ : float
+        Sum of squared distances of the training samples to their codeword,
+        weighted by ``sample_weight``.
+    n_iter_ : int
+        Lloyd iterations run by the retained seeding.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.cluster.KMeans : The clustering this estimator uses.
+    skvq.quantize_image : Quantize an image in one call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvq import VectorQuantizer
+    >>> X = np.array([[0, 0, 0], [0, 0, 2], [255, 255, 255], [253, 255, 255]])
+    >>> vq = VectorQuantizer(n_clusters=2, random_state=0).fit(X)
+    >>> codes = vq.transform(X)
+    >>> codes.dtype, codes.shape
+    (dtype('uint8'), (4, 1))
+    >>> vq.inverse_transform(codes)[[0, 2]]
+    array([[  0.,   0.,   1.],
+           [254., 255., 255.]])
+    """
+
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(Integral, 1, _MAX_CODES, closed="both")],
+        "init": [StrOptions({"k-means++", "random"})],
+        "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        n_clusters=16,
+        *,
+        init="k-means++",
+        n_init="auto",
+        max_iter=300,
+        tol=1e-4,
+        random_state=None,
+    ):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Learn the codebook from ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training samples, e.g. the pixels of one or more images.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the K-Means objective.
+
+        Returns
+        -------
+        self : VectorQuantizer
+            The fitted estimator.
+        """
+        X = validate_data(self, X, dtype="numeric", ensure_all_finite=True)
+        X = _as_supported_dtype(X)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        codebook, inertia, n_iter = _kmeans.fit_codebook(
+            X,
+            sample_weight,
+            self.n_clusters,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            random_state=self.random_state,
+        )
+        if len(codebook) < self.n_clusters:
+            warnings.warn(
+                f"X has {len(codebook)} distinct rows, fewer than "
+                f"n_clusters={self.n_clusters}: the codebook is those rows and "
+                "quantization is lossless.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self.codebook_ = codebook
+        self.n_codes_ = len(codebook)
+        self.inertia_ = inertia
+        self.n_iter_ = n_iter
+        self._n_features_out = 1
+        return self
+
+    def transform(self, X):
+        """Replace each sample by the index of its nearest codebook row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to encode.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, 1)
+            Codes in the smallest unsigned dtype that holds ``n_codes_ - 1``
+            (see :func:`code_dtype`).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype="numeric", reset=False)
+        codes, _ = _kmeans.assign(_as_supported_dtype(X), self.codebook_)
+        return codes.astype(code_dtype(self.n_codes_)).reshape(-1, 1)
+
+    def inverse_transform(self, X):
+        """Map codes back to their codebook rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, 1) or (n_samples,)
+            Integer codes, as returned by :meth:`transform`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features_in_)
+            The codebook row of each code.
+        """
+        check_is_fitted(self)
+        codes = _check_codes(X, self.n_codes_)
+        return self.codebook_[codes]
+
+    def score(self, X, y=None, sample_weight=None):
+        """Negative mean squared distortion per sample (higher is better).
+
+        The distortion of a sample is the squared Euclidean distance to its
+        codeword, summed over features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to quantize.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the mean.
+
+        Returns
+        -------
+        float
+            ``-mean(||x - codebook_[code(x)]||**2)``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype="numeric", reset=False)
+        _, sq_dist = _kmeans.assign(_as_supported_dtype(X), self.codebook_)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        return -float(np.average(sq_dist, weights=sample_weight))
+
+    def bit_report(self, n_samples, depth=8):
+        """Bit accounting for ``n_samples`` encoded with this codebook.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of samples (pixels) encoded.
+        depth : int, default=8
+            Bits per value of the original data and of the stored codebook.
+
+        Returns
+        -------
+        BitReport
+            The tutorial's table for these samples.
+        """
+        check_is_fitted(self)
+        return BitReport(
+            n_samples=n_samples,
+            n_features=self.n_features_in_,
+            n_codes=self.n_codes_,
+            depth=depth,
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+def _as_supported_dtype(X):
+    """Keep uint8 (the fast path for images); everything else as float64."""
+    if X.dtype == np.uint8:
+        return X
+    return np.asarray(X, dtype=np.float64)
+
+
+def _check_codes(X, n_codes):
+    if hasattr(X, "to_numpy"):  # pandas output of transform
+        X = X.to_numpy()
+    codes = np.asarray(X)
+    if codes.ndim == 2 and codes.shape[1] == 1:
+        codes = codes[:, 0]
+    if codes.ndim != 1:
+        raise ValueError(
+            "codes must have shape (n_samples, 1) or (n_samples,), "
+            f"got shape {codes.shape}."
+        )
+    if codes.dtype.kind not in "iu":
+        if codes.dtype.kind == "f" and np.all(np.isfinite(codes)):
+            if np.any(codes != np.round(codes)):
+                raise ValueError("codes must be integers.")
+            codes = codes.astype(np.int64)
+        else:
+            raise ValueError(f"codes must be integers, got dtype {codes.dtype}.")
+    if codes.size and (codes.min() < 0 or codes.max() >= n_codes):
+        raise ValueError(
+            f"codes must lie in [0, {n_codes - 1}], got values in "
+            f"[{codes.min()}, {codes.max()}]."
+        )
+    return codes
