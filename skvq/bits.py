@@ -100,7 +100,9 @@ class BitReport:
     depth: int = 8
 
     def __post_init__(self):
-        object.__setattr__(self, "n_samples", _check_count("n_samples", self.n_samples, 0))
+        object.__setattr__(
+            self, "n_samples", _check_count("n_samples", self.n_samples, 0)
+        )
         object.__setattr__(
             self, "n_features", _check_count("n_features", self.n_features, 1)
         )

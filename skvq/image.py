@@ -46,8 +46,10 @@ def image_to_array(image) -> np.ndarray:
             f"(height, width, channels); got shape {array.shape}."
         )
     if array.dtype != np.uint8:
-        if array.dtype.kind not in "iuf" or array.size and (
-            not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 255
+        numeric = array.dtype.kind in "iuf"
+        if not numeric or (
+            array.size
+            and (not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 255)
         ):
             raise ValueError("Image values must be numbers in 0..255.")
         if array.dtype.kind == "f" and np.any(array != np.round(array)):
@@ -85,7 +87,9 @@ class QuantizedImage:
     quantizer: VectorQuantizer
 
     def _repr_html_(self) -> str:
-        return self.report._repr_html_()
+        from .display import _quantized_image_html  # Pillow only when displayed
+
+        return _quantized_image_html(self)
 
 
 def quantize_image(image, n_clusters=16, **params) -> QuantizedImage:

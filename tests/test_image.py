@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from skvq import VectorQuantizer, quantize_image, segment_image
+from skvq.image import image_to_array, reconstruct
+
+
+def test_quantize_array_returns_rounded_reconstruction(small_photo):
+    result = quantize_image(small_photo, 8, random_state=0)
+    assert result.reconstruction.dtype == np.uint8
+    assert result.reconstruction.shape == small_photo.shape
+    assert result.codes.shape == small_photo.shape[:2]
+    palette = np.rint(result.codebook).astype(np.uint8)
+    np.testing.assert_array_equal(result.reconstruction, palette[result.codes])
+    assert result.report.n_samples == small_photo.shape[0] * small_photo.shape[1]
+    assert result.report.n_codes == 8
+    assert isinstance(result.quantizer, VectorQuantizer)
+
+
+def test_reconstruction_rounds_instead_of_truncating():
+    # Two clusters whose means are 0.75 and 200.4 in every channel: rounding
+    # gives 1 and 200 where the tutorial's astype(uint8) truncates to 0.
+    X = np.array(
+        [[0, 0, 0]] + [[1, 1, 1]] * 3 + [[200, 200, 200]] * 3 + [[201] * 3] * 2
+    )
+    image = X.reshape(3, 3, 3).astype(np.uint8)
+    result = quantize_image(image, 2, random_state=0)
+    colors = {tuple(c) for c in result.reconstruction.reshape(-1, 3)}
+    assert colors == {(1, 1, 1), (200, 200, 200)}
+
+
+def test_reconstruct_clips_out_of_range_centroids():
+    codebook = np.array([[-0.4, 255.6, 12.5]])
+    assert reconstruct(codebook, np.zeros((1, 1), np.uint8)).tolist() == [[0, 255, 12]]
+
+
+def test_pil_image_and_array_give_the_same_result(small_photo):
+    from_array = quantize_image(small_photo, 4, random_state=0)
+    from_pil = quantize_image(Image.fromarray(small_photo), 4, random_state=0)
+    np.testing.assert_array_equal(from_pil.reconstruction, from_array.reconstruction)
+    np.testing.assert_array_equal(from_pil.codes, from_array.codes)
+
+
+@pytest.mark.parametrize(
+    ("mode", "channels"), [("L", 1), ("LA", 2), ("RGB", 3), ("RGBA", 4), ("1", 1)]
+)
+def test_image_modes(small_photo, mode, channels):
+    image = Image.fromarray(small_photo).convert(mode)
+    result = quantize_image(image, 4, random_state=0)
+    assert result.reconstruction.shape == (40, 60, channels)
+    assert result.codebook.shape[1] == channels
+
+
+def test_palette_image_is_expanded(small_photo):
+    image = Image.fromarray(small_photo).quantize(5)
+    array = image_to_array(image)
+    assert array.shape == (40, 60, 3)
+    assert len(np.unique(array.reshape(-1, 3), axis=0)) <= 5
+
+
+def test_grayscale_array_gets_one_channel():
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    result = quantize_image(gray, 4, random_state=0)
+    assert result.reconstruction.shape == (8, 8, 1)
+    assert result.report.n_features == 1
+
+
+def test_unsupported_mode_is_named():
+    with pytest.raises(ValueError, match="Image mode 'I;16' is not supported"):
+        quantize_image(Image.new("I;16", (4, 4)), 2)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((2, 2, 2, 2)), r"got shape \(2, 2, 2, 2\)"),
+        (np.full((2, 2, 3), 300), "values must be numbers in 0..255"),
+        (np.full((2, 2, 3), -1), "values must be numbers in 0..255"),
+        (np.full((2, 2, 3), 0.5), "must be integers in 0..255"),
+        (np.full((2, 2, 3), np.nan), "values must be numbers in 0..255"),
+    ],
+)
+def test_bad_arrays_are_rejected(array, message):
+    with pytest.raises(ValueError, match=message):
+        quantize_image(array, 2)
+
+
+def test_segmentation_labels_group_similar_colors():
+    # Left half dark blue-ish, right half bright red-ish, with noise.
+    rng = np.random.default_rng(0)
+    image = np.zeros((20, 40, 3), np.int64)
+    image[:, :20] = (20, 30, 120)
+    image[:, 20:] = (220, 40, 30)
+    image = np.clip(image + rng.integers(-10, 11, image.shape), 0, 255).astype(np.uint8)
+    labels = segment_image(image, 2, random_state=0)
+    assert labels.shape == (20, 40)
+    assert len(np.unique(labels[:, :20])) == 1
+    assert len(np.unique(labels[:, 20:])) == 1
+    assert labels[0, 0] != labels[0, -1]
+
+
+def test_report_of_a_sample_photo(china):
+    result = quantize_image(china, 16, random_state=0)
+    assert result.report.original_bits == 427 * 640 * 24
+    assert result.report.compressed_bits == 427 * 640 * 4 + 16 * 3 * 8
+    assert "Compressed size" in result._repr_html_()

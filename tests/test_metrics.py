@@ -1,0 +1,117 @@
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from skvq import VectorQuantizer
+from skvq.metrics import (
+    bits_per_pixel,
+    neg_bits_per_pixel_scorer,
+    psnr,
+    psnr_scorer,
+    smallest_k_reaching,
+)
+
+K_GRID = [2, 4, 8, 16, 32, 64]
+
+
+def test_psnr_of_a_known_error():
+    original = np.zeros((10, 10, 3))
+    noisy = original.copy()
+    noisy[0, 0, 0] = 255  # MSE = 255**2 / 300
+    assert psnr(original, noisy) == pytest.approx(10 * math.log10(300))
+    assert psnr(original, original) == math.inf
+
+
+def test_psnr_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="Shapes differ"):
+        psnr(np.zeros((2, 2)), np.zeros((2, 3)))
+
+
+@given(n=st.integers(1, 10**9), d=st.integers(1, 4), k=st.integers(1, 70000))
+def test_bits_per_pixel_formula(n, d, k):
+    expected = (n * math.ceil(math.log2(k)) + k * d * 8) / n
+    assert bits_per_pixel(n, d, k) == pytest.approx(expected)
+
+
+def test_scorers_on_a_fitted_quantizer(small_photo):
+    X = small_photo.reshape(-1, 3)
+    vq = VectorQuantizer(8, random_state=0).fit(X)
+    mse_per_value = -vq.score(X) / 3
+    assert psnr_scorer(vq, X) == pytest.approx(10 * np.log10(255**2 / mse_per_value))
+    assert neg_bits_per_pixel_scorer(vq, X) == pytest.approx(
+        -(len(X) * 3 + 8 * 3 * 8) / len(X)
+    )
+
+
+@pytest.fixture(scope="module")
+def pixels(china):
+    # Every 7th pixel of the sample photo: real colors, quick to search over.
+    return china.reshape(-1, 3)[::7]
+
+
+def _search(pixels, **kwargs):
+    pipeline = Pipeline(
+        [
+            ("identity", FunctionTransformer()),
+            ("vq", VectorQuantizer(random_state=0)),
+        ]
+    )
+    search = GridSearchCV(
+        pipeline,
+        {"vq__n_clusters": K_GRID},
+        cv=KFold(3, shuffle=True, random_state=0),
+        **kwargs,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return search.fit(pixels)
+
+
+def test_grid_search_on_distortion_alone_picks_the_largest_k(pixels):
+    search = _search(pixels)
+    assert search.best_params_["vq__n_clusters"] == max(K_GRID)
+
+
+@pytest.mark.parametrize("target", [24.0, 28.0, 31.0])
+def test_grid_search_refits_smallest_k_reaching_target_psnr(pixels, target):
+    search = _search(
+        pixels,
+        scoring={"psnr": psnr_scorer, "bpp": neg_bits_per_pixel_scorer},
+        refit=smallest_k_reaching(target),
+    )
+    mean_psnr = search.cv_results_["mean_test_psnr"]
+    # PSNR grows with K on this photo, and the targets lie inside the grid.
+    assert np.all(np.diff(mean_psnr) > 0)
+    assert mean_psnr[0] < target < mean_psnr[-1]
+    chosen = search.best_params_["vq__n_clusters"]
+    assert mean_psnr[K_GRID.index(chosen)] >= target
+    smaller = [k for k in K_GRID if k < chosen]
+    assert all(mean_psnr[K_GRID.index(k)] < target for k in smaller)
+    # The refitted pipeline carries that K, fitted on all the pixels.
+    assert search.best_estimator_["vq"].n_codes_ == chosen
+    bpp = -search.cv_results_["mean_test_bpp"]
+    assert np.all(np.diff(bpp) > 0)
+
+
+def test_unreachable_target_falls_back_to_best_psnr():
+    refit = smallest_k_reaching(99.0)
+    results = {
+        "mean_test_psnr": np.array([20.0, 30.0, 25.0]),
+        "params": [{"n_clusters": 2}, {"n_clusters": 8}, {"n_clusters": 4}],
+    }
+    assert refit(results) == 1
+
+
+def test_refit_needs_exactly_one_k_parameter():
+    refit = smallest_k_reaching(10.0, param="n_clusters")
+    results = {"mean_test_psnr": np.array([20.0]), "params": [{"max_iter": 5}]}
+    with pytest.raises(ValueError, match="exactly one grid parameter ending in"):
+        refit(results)
