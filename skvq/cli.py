@@ -1,19 +1,149 @@
-"""The ``skvq`` command line."""
+"""The ``skvq`` command line: encode, decode and inspect .vq files.
+
+Exit codes: 0 success; 1 a file or the command failed (each failure is one
+line on stderr); 2 bad usage; 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 _SAMPLE_IMAGES = ("china.jpg", "flower.jpg")
 
 
-def _demo(args) -> int:
+class CommandError(Exception):
+    """A failure reported as one line on stderr, without a traceback."""
+
+
+def _single_or_batch(args, suffix):
+    """(source, target) pairs from ``IN OUT`` or ``IN... -o OUTDIR``."""
+    from .batch import expand_inputs, plan_outputs
+
+    if args.output_dir is None:
+        if len(args.inputs) != 2:
+            raise CommandError(
+                "give one input and one output file, or inputs with -o OUTDIR"
+            )
+        return [tuple(args.inputs)]
+    try:
+        plan = plan_outputs(expand_inputs(args.inputs), args.output_dir, suffix)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    os.makedirs(args.output_dir, exist_ok=True)
+    return plan
+
+
+def _run_batch(run, plan, description, verb, **kwargs):
+    """Run a batch with a progress bar on a terminal; print failures and a summary."""
+    from tqdm.auto import tqdm
+
+    from .batch import _remove_leftover_temporaries
+
+    with tqdm(
+        total=len(plan), desc=description, unit="file", disable=not sys.stderr.isatty()
+    ) as bar:
+
+        def progress(result):
+            if not result.ok:
+                bar.write(
+                    f"skvq: error: {result.source}: {result.error}", file=sys.stderr
+                )
+            bar.update()
+
+        try:
+            results = run(plan, progress=progress, **kwargs)
+        except KeyboardInterrupt:
+            _remove_leftover_temporaries(target for _, target in plan)
+            raise
+    failed = sum(not result.ok for result in results)
+    if failed:
+        print(
+            f"skvq: {len(plan) - failed} of {len(plan)} files {verb}, {failed} failed",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if len(plan) > 1:
+        print(f"skvq: {len(plan)} files {verb}", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- commands ------------------------------------------------------------------
+
+
+def _encode(args):
+    from .batch import encode_files
+
+    options = {"k": args.k, "random_state": args.random_state}
+    if args.coding is not None:
+        options["coding"] = args.coding
+    plan = _single_or_batch(args, ".vq")
+    return _run_batch(
+        encode_files,
+        plan,
+        "encoding",
+        "encoded",
+        overwrite=args.force,
+        n_jobs=args.jobs,
+        **options,
+    )
+
+
+def _decode(args):
+    from .batch import decode_files
+
+    plan = _single_or_batch(args, "." + args.to.lstrip("."))
+    return _run_batch(
+        decode_files,
+        plan,
+        "decoding",
+        "decoded",
+        overwrite=args.force,
+        n_jobs=args.jobs,
+    )
+
+
+def _info(args):
+    from .batch import _describe_error
+    from .bits import BitReport
+    from .format import read_info
+
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            info = read_info(path)
+        except (OSError, ValueError) as error:
+            print(f"skvq: error: {path}: {_describe_error(error)}", file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        n_pixels = info.width * info.height * info.n_frames
+        report = BitReport(n_pixels, len(info.mode), info.n_codes)
+        frames = f"{info.n_frames} frame{'s' if info.n_frames != 1 else ''}"
+        print(f"{path}: {info.width} x {info.height} {info.mode}, {frames}")
+        print(f"  codebook         K = {info.n_codes:,}, coding {info.coding}")
+        print(f"  file size        {info.file_size:,} bytes")
+        print(
+            f"  bits per pixel   {info.file_size * 8 / n_pixels:.3f} stored "
+            f"(whole file), {info.bits_per_code} = ceil(log2 K) as the tutorial counts"
+        )
+        print("  " + str(report).replace("\n", "\n  "))
+    return status
+
+
+def _demo(args):
     from PIL import Image
     from sklearn.datasets import load_sample_image
 
+    from ._atomic import atomic_write
     from .image import quantize_image
     from .metrics import psnr
 
@@ -22,24 +152,100 @@ def _demo(args) -> int:
     print(f"{args.image} quantized to K = {args.k} colors")
     print(result.report)
     print(f"PSNR: {psnr(original, result.reconstruction):.2f} dB")
-    Image.fromarray(result.reconstruction).save(args.output)
+    image_format = Image.registered_extensions().get(Path(args.output).suffix.lower())
+    if image_format is None:
+        raise CommandError(f"unknown output format for {args.output}")
+    with atomic_write(args.output, overwrite=True) as fp:
+        Image.fromarray(result.reconstruction).save(fp, format=image_format)
     print(f"wrote {args.output}")
-    return 0
+    return EXIT_OK
 
 
-def _build_parser() -> argparse.ArgumentParser:
+# -- argument parsing ----------------------------------------------------------
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_batch_arguments(parser, what):
+    parser.add_argument(
+        "-o",
+        "--output-dir",
+        metavar="OUTDIR",
+        help=f"write one {what} per input into OUTDIR (batch mode)",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        help="files processed in parallel (joblib; -1 for all cores; default 1)",
+    )
+    parser.add_argument(
+        "-f", "--force", action="store_true", help="overwrite existing outputs"
+    )
+
+
+def _build_parser():
     parser = argparse.ArgumentParser(
         prog="skvq",
         description="Image compression by K-Means vector quantization.",
+        epilog="Exit codes: 0 success, 1 failure, 2 bad usage, 130 interrupted.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    encode = commands.add_parser(
+        "encode",
+        help="compress images to .vq files",
+        description="Compress images (any format Pillow reads) to .vq files: "
+        "'skvq encode IN OUT.vq' or 'skvq encode DIR_OR_GLOB... -o OUTDIR'.",
+    )
+    encode.add_argument("inputs", nargs="+", metavar="INPUT", help="images")
+    encode.add_argument(
+        "-k", type=_positive_int, default=16, help="number of colors (default 16)"
+    )
+    encode.add_argument(
+        "--random-state", type=int, default=0, help="K-Means seed (default 0)"
+    )
+    encode.add_argument("--coding", help="index coding (default: the format's)")
+    _add_batch_arguments(encode, ".vq file")
+    encode.set_defaults(run=_encode)
+
+    decode = commands.add_parser(
+        "decode",
+        help="decompress .vq files to ordinary images",
+        description="Decompress .vq files: 'skvq decode IN.vq OUT.png' or "
+        "'skvq decode DIR_OR_GLOB... -o OUTDIR --to png'.",
+    )
+    decode.add_argument("inputs", nargs="+", metavar="INPUT", help=".vq files")
+    decode.add_argument(
+        "--to", default="png", help="output extension in batch mode (default png)"
+    )
+    _add_batch_arguments(decode, "image")
+    decode.set_defaults(run=_decode)
+
+    info = commands.add_parser(
+        "info",
+        help="show what a .vq file holds",
+        description="Show size, mode, K, coding, the tutorial's bit table and "
+        "the real bits per pixel of .vq files.",
+    )
+    info.add_argument("files", nargs="+", metavar="FILE", help=".vq files")
+    info.set_defaults(run=_info)
+
     demo = commands.add_parser(
         "demo",
         help="quantize one of scikit-learn's sample photos (no download)",
         description="Quantize a scikit-learn sample photo, print the bit table "
         "and write the reconstruction.",
     )
-    demo.add_argument("-k", type=int, default=16, help="number of colors (default 16)")
+    demo.add_argument(
+        "-k", type=_positive_int, default=16, help="number of colors (default 16)"
+    )
     demo.add_argument(
         "--image", choices=_SAMPLE_IMAGES, default="china.jpg", help="sample photo"
     )
@@ -49,7 +255,7 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv=None):
     """Run the ``skvq`` command line.
 
     Parameters
@@ -60,10 +266,22 @@ def main(argv=None) -> int:
     Returns
     -------
     int
-        The exit code.
+        The exit code: 0 success, 1 failure, 2 bad usage, 130 interrupted.
     """
     args = _build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except CommandError as error:
+        print(f"skvq: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except (OSError, ValueError) as error:
+        from .batch import _describe_error
+
+        print(f"skvq: error: {_describe_error(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("skvq: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+"""Write files all at once or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+__all__ = ["atomic_write"]
+
+
+@contextlib.contextmanager
+def atomic_write(path, *, overwrite=False):
+    """Open a temporary file beside ``path`` that becomes ``path`` on success.
+
+    The data goes to a hidden temporary file in the same directory, which is
+    flushed to disk and then renamed over ``path`` only if the block ends
+    without an exception. An interrupted or failed write therefore never
+    leaves a half-written ``path`` nor damages an existing one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final file.
+    overwrite : bool, default=False
+        Replace an existing ``path``. Without it, an existing file raises
+        :class:`FileExistsError`, checked again at the moment of the rename
+        so that a file created meanwhile is not clobbered either.
+
+    Yields
+    ------
+    file object
+        Opened for binary writing.
+    """
+    path = os.fspath(path)
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(f"{path} already exists")
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            yield fp
+            fp.flush()
+            os.fsync(fp.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _rename_without_clobbering(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _rename_without_clobbering(src, dst):
+    # link() fails if dst appeared since the check above; rename() would not.
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise FileExistsError(f"{dst} already exists") from None
+    except OSError:  # a file system without hard links
+        if os.path.lexists(dst):
+            raise FileExistsError(f"{dst} already exists") from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)

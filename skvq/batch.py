@@ -1,0 +1,240 @@
+"""Encode and decode many files in parallel with joblib.
+
+The work goes through :class:`joblib.Parallel` without naming a backend, so
+whatever :func:`joblib.parallel_config` selects runs it: local processes by
+default, or a dask cluster::
+
+    from dask.distributed import Client
+    import joblib
+
+    client = Client("tcp://scheduler:8786")
+    with joblib.parallel_config(backend="dask"):
+        results = encode_files(pairs, k=64)
+
+Each file is written atomically (a temporary file renamed into place), and
+one failing file never stops the others: its error comes back in its
+:class:`FileResult`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._atomic import atomic_write
+
+__all__ = [
+    "FileResult",
+    "decode_files",
+    "encode_files",
+    "expand_inputs",
+    "plan_outputs",
+]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one file of a batch.
+
+    Attributes
+    ----------
+    source : str
+        The input file.
+    target : str
+        The output file.
+    error : str or None
+        A one-line description of the failure, None on success.
+    """
+
+    source: str
+    target: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True if the file was written."""
+        return self.error is None
+
+
+def _image_extensions():
+    """File extensions Pillow can open, lowercase with the dot (``.png``)."""
+    from PIL import Image
+
+    Image.init()
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def expand_inputs(patterns, extensions=None):
+    """Files named by paths, directories and glob patterns, in a stable order.
+
+    Parameters
+    ----------
+    patterns : iterable of str
+        File paths (kept even if missing, so that the batch reports them),
+        directories (their files whose extension is in ``extensions``, not
+        recursive) and glob patterns.
+    extensions : set of str, optional
+        Extensions taken from directories; every format Pillow reads by
+        default.
+
+    Returns
+    -------
+    list of str
+        Each file once.
+
+    Raises
+    ------
+    ValueError
+        If a directory or a pattern matches no file.
+    """
+    if extensions is None:
+        extensions = _image_extensions()
+    files = []
+    for pattern in map(os.fspath, patterns):
+        if os.path.isdir(pattern):
+            found = sorted(
+                entry.path
+                for entry in os.scandir(pattern)
+                if entry.is_file() and Path(entry.name).suffix.lower() in extensions
+            )
+        elif glob.has_magic(pattern):
+            found = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+        else:
+            found = [pattern]
+        if not found:
+            raise ValueError(f"{pattern}: no image files found")
+        files.extend(found)
+    return list(dict.fromkeys(files))
+
+
+def plan_outputs(inputs, output_dir, suffix):
+    """Pair each input with ``output_dir/<stem><suffix>``.
+
+    Raises
+    ------
+    ValueError
+        If two inputs would be written to the same file.
+    """
+    plan, claimed = [], {}
+    for source in inputs:
+        target = os.path.join(os.fspath(output_dir), Path(source).stem + suffix)
+        if target in claimed:
+            raise ValueError(
+                f"{source} and {claimed[target]} would both be written to {target}"
+            )
+        claimed[target] = source
+        plan.append((source, target))
+    return plan
+
+
+def encode_files(pairs, *, overwrite=False, n_jobs=None, progress=None, **options):
+    """Compress images to .vq files in parallel.
+
+    Parameters
+    ----------
+    pairs : iterable of (source, target)
+        Input images (any format Pillow reads; all frames of animations are
+        kept) and the .vq files to write.
+    overwrite : bool, default=False
+        Replace existing targets; otherwise they are reported as failures.
+    n_jobs : int, optional
+        Parallel jobs, as in :class:`joblib.Parallel`.
+    progress : callable, optional
+        Called with each :class:`FileResult` as it completes.
+    **options
+        Options of the .vq writer (``k``, ``random_state``, ``coding``, ...).
+
+    Returns
+    -------
+    list of FileResult
+        In completion order.
+    """
+    return _run(_encode_file, pairs, (options, overwrite), n_jobs, progress)
+
+
+def decode_files(pairs, *, overwrite=False, n_jobs=None, progress=None):
+    """Decompress .vq files to images whose format the target extension names.
+
+    Parameters
+    ----------
+    pairs : iterable of (source, target)
+        The .vq files and the images to write (``.png``, ``.tiff``, ...).
+    overwrite : bool, default=False
+        Replace existing targets; otherwise they are reported as failures.
+    n_jobs : int, optional
+        Parallel jobs, as in :class:`joblib.Parallel`.
+    progress : callable, optional
+        Called with each :class:`FileResult` as it completes.
+
+    Returns
+    -------
+    list of FileResult
+        In completion order.
+    """
+    return _run(_decode_file, pairs, (overwrite,), n_jobs, progress)
+
+
+def _run(function, pairs, args, n_jobs, progress):
+    from joblib import Parallel, delayed
+
+    tasks = (delayed(_run_one)(function, src, dst, *args) for src, dst in pairs)
+    results = []
+    for result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    return results
+
+
+def _run_one(function, source, target, *args):
+    try:
+        function(source, target, *args)
+    except Exception as error:  # one bad file must not stop a batch
+        return FileResult(source, target, _describe_error(error))
+    return FileResult(source, target)
+
+
+def _describe_error(error):
+    """One line saying what went wrong, without a traceback."""
+    message = str(error) or type(error).__name__
+    if isinstance(error, FileExistsError):
+        message += " (use --force to overwrite)"
+    elif isinstance(error, FileNotFoundError) and error.filename:
+        message = f"no such file: {error.filename}"
+    return message
+
+
+def _encode_file(source, target, options, overwrite):
+    from PIL import Image
+
+    with Image.open(source) as image:
+        save_all = getattr(image, "n_frames", 1) > 1
+        with atomic_write(target, overwrite=overwrite) as fp:
+            image.save(fp, format="VQ", save_all=save_all, **options)
+
+
+def _decode_file(source, target, overwrite):
+    from PIL import Image
+
+    image_format = Image.registered_extensions().get(Path(target).suffix.lower())
+    if image_format is None:
+        raise ValueError(f"unknown output format for {target}")
+    with Image.open(source) as image:
+        image.load()
+        save_all = getattr(image, "n_frames", 1) > 1 and image_format in Image.SAVE_ALL
+        with atomic_write(target, overwrite=overwrite) as fp:
+            image.save(fp, format=image_format, save_all=save_all)
+
+
+def _remove_leftover_temporaries(targets):
+    """Delete the temporary files of interrupted writes to ``targets``.
+
+    Workers killed by an interrupt cannot clean up after themselves.
+    """
+    for target in targets:
+        directory, name = os.path.split(os.path.abspath(target))
+        pattern = os.path.join(glob.escape(directory), f".{name}.*.tmp")
+        for leftover in glob.glob(pattern):
+            Path(leftover).unlink(missing_ok=True)

@@ -1,0 +1,264 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import skvq  # noqa: F401  registers the .vq format
+from skvq.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
+
+
+def run_cli(*args, cwd=None, timeout=120):
+    """``python -m skvq ARGS`` in a subprocess, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "skvq", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def photo_png(tmp_path, small_photo):
+    path = tmp_path / "photo.png"
+    Image.fromarray(small_photo).save(path)
+    return path
+
+
+@pytest.fixture
+def image_dir(tmp_path, china):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, (top, left) in enumerate([(0, 0), (100, 200), (300, 500)]):
+        crop = china[top : top + 48, left : left + 64]
+        Image.fromarray(crop).save(folder / f"crop{i}.png")
+    (folder / "notes.txt").write_text("not an image, and not picked up")
+    return folder
+
+
+def leftovers(folder):
+    return [p.name for p in Path(folder).rglob("*.tmp")]
+
+
+@pytest.mark.parametrize("command", [[], ["encode"], ["decode"], ["info"], ["demo"]])
+def test_help_for_every_command(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: skvq")
+    assert result.stderr == ""
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "skvq"
+    if not script.exists():
+        pytest.skip("skvq is not installed as a console script in this environment")
+    result = subprocess.run(
+        [script, "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and "encode" in result.stdout
+
+
+def test_usage_error_exit_code(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["encode"])
+    assert exit_info.value.code == EXIT_USAGE
+    assert "the following arguments are required" in capsys.readouterr().err
+
+
+def test_encode_then_decode_a_single_file(tmp_path, photo_png, small_photo):
+    target = tmp_path / "photo.vq"
+    result = run_cli("encode", photo_png, target, "-k", "8")
+    assert result.returncode == EXIT_OK, result.stderr
+    with Image.open(target) as image:
+        assert image.format == "VQ"
+        assert image.size == (60, 40)
+        assert len(image.convert("RGB").getcolors()) <= 8
+        expected = np.asarray(image.convert("RGB"))
+    decoded = tmp_path / "decoded.png"
+    result = run_cli("decode", target, decoded)
+    assert result.returncode == EXIT_OK, result.stderr
+    with Image.open(decoded) as png:
+        np.testing.assert_array_equal(np.asarray(png.convert("RGB")), expected)
+    assert leftovers(tmp_path) == []
+
+
+def test_existing_output_is_kept_without_force(tmp_path, photo_png, capsys):
+    target = tmp_path / "photo.vq"
+    target.write_bytes(b"precious")
+    assert main(["encode", str(photo_png), str(target), "-k", "4"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2  # the file's line and the summary
+    assert "already exists (use --force to overwrite)" in err
+    assert "Traceback" not in err
+    assert target.read_bytes() == b"precious"
+    assert main(["encode", str(photo_png), str(target), "-k", "4", "-f"]) == EXIT_OK
+    with Image.open(target) as image:
+        assert image.format == "VQ"
+    assert leftovers(tmp_path) == []
+
+
+def test_batch_goes_on_past_a_bad_file(tmp_path, image_dir, capsys):
+    bad = image_dir / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    out = tmp_path / "out"
+    status = main(["encode", str(image_dir), "-o", str(out), "-k", "4", "-j", "2"])
+    assert status == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert f"skvq: error: {bad}:" in err
+    assert "3 of 4 files encoded, 1 failed" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["crop0.vq", "crop1.vq", "crop2.vq"]
+    for path in out.iterdir():
+        with Image.open(path) as image:
+            image.load()
+    assert leftovers(tmp_path) == []
+
+
+def test_batch_with_glob_and_quiet_when_not_a_tty(tmp_path, image_dir):
+    out = tmp_path / "out"
+    result = run_cli("encode", image_dir / "crop[01].png", "-o", out, "-k", "4")
+    assert result.returncode == EXIT_OK, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["crop0.vq", "crop1.vq"]
+    assert "%|" not in result.stderr  # no progress bar into a pipe
+    assert result.stderr.strip() == "skvq: 2 files encoded"
+
+
+def test_progress_bar_on_a_terminal(tmp_path, image_dir, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    status = main(["encode", str(image_dir), "-o", str(tmp_path / "out"), "-k", "2"])
+    assert status == EXIT_OK
+    err = capsys.readouterr().err
+    assert "encoding" in err and "3/3" in err
+
+
+def test_batch_refuses_two_inputs_for_one_output(tmp_path, china, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(china[:8, :8]).save(folder / "a.png")
+    Image.fromarray(china[:8, :8]).save(folder / "a.bmp")
+    status = main(["encode", str(folder), "-o", str(tmp_path / "out")])
+    assert status == EXIT_FAILED
+    assert "would both be written to" in capsys.readouterr().err
+
+
+def test_missing_input_is_one_line(tmp_path, capsys):
+    status = main(["encode", str(tmp_path / "nope.png"), str(tmp_path / "x.vq")])
+    assert status == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "no such file" in err and "Traceback" not in err
+    assert not (tmp_path / "x.vq").exists()
+
+
+def test_interrupted_write_leaves_nothing_behind(tmp_path, photo_png, monkeypatch):
+    target = tmp_path / "photo.vq"
+    target.write_bytes(b"original")
+    real_save = Image.Image.save
+
+    def save_then_interrupt(self, fp, *args, **kwargs):
+        real_save(self, fp, *args, **kwargs)  # bytes written to the temporary
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Image.Image, "save", save_then_interrupt)
+    status = main(["encode", str(photo_png), str(target), "-k", "4", "--force"])
+    assert status == EXIT_INTERRUPTED
+    assert target.read_bytes() == b"original"
+    assert leftovers(tmp_path) == []
+
+
+def test_sigint_during_a_parallel_batch(tmp_path, china):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(12):
+        crop = np.roll(china, 37 * i, axis=1)[:, :320]
+        Image.fromarray(crop).save(folder / f"{i:02}.png")
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "skvq",
+            "encode",
+            folder,
+            "-o",
+            out,
+            "-k",
+            "64",
+            "-j",
+            "2",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (out.exists() and any(out.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    if process.returncode == EXIT_OK:
+        pytest.skip("the batch finished before the interrupt arrived")
+    assert process.returncode == EXIT_INTERRUPTED, err
+    assert "skvq: interrupted" in err
+    assert leftovers(tmp_path) == []
+    for path in out.iterdir():  # whatever was written is complete
+        with Image.open(path) as image:
+            image.load()
+    # Re-running without --force keeps the finished files, reports them as
+    # failures and writes the rest.
+    finished = {path.name: path.read_bytes() for path in out.iterdir()}
+    result = run_cli("encode", folder, "-o", out, "-k", "4")
+    assert result.returncode == (EXIT_FAILED if finished else EXIT_OK)
+    assert result.stderr.count("already exists") == len(finished)
+    assert len(list(out.iterdir())) == 12
+    for name, data in finished.items():
+        assert (out / name).read_bytes() == data
+
+
+def test_info(tmp_path, photo_png):
+    target = tmp_path / "photo.vq"
+    assert main(["encode", str(photo_png), str(target), "-k", "16"]) == EXIT_OK
+    result = run_cli("info", target)
+    assert result.returncode == EXIT_OK, result.stderr
+    size = os.path.getsize(target)
+    assert "60 x 40 RGB" in result.stdout
+    assert "K = 16" in result.stdout
+    assert f"{size:,} bytes" in result.stdout
+    assert f"{size * 8 / 2400:.3f} stored" in result.stdout
+    assert "4 = ceil(log2 K)" in result.stdout
+    assert "Compressed size" in result.stdout and "9,984 bits" in result.stdout
+
+
+def test_info_on_a_file_that_is_not_vq(photo_png):
+    result = run_cli("info", photo_png)
+    assert result.returncode == EXIT_FAILED
+    assert result.stderr.startswith(f"skvq: error: {photo_png}:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_batch_decode(tmp_path, image_dir):
+    vq_dir, png_dir = tmp_path / "vq", tmp_path / "png"
+    assert main(["encode", str(image_dir), "-o", str(vq_dir), "-k", "4"]) == EXIT_OK
+    assert main(["decode", str(vq_dir / "*.vq"), "-o", str(png_dir)]) == EXIT_OK
+    assert sorted(p.name for p in png_dir.iterdir()) == [
+        "crop0.png",
+        "crop1.png",
+        "crop2.png",
+    ]
+
+
+def test_demo_prints_the_bit_table(tmp_path):
+    result = run_cli("demo", "-k", "4", "-o", "demo.png", cwd=tmp_path)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "Compressed size" in result.stdout
+    assert (
+        f"Compressed size          {427 * 640 * 2 + 4 * 3 * 8:,} bits" in result.stdout
+    )
+    with Image.open(tmp_path / "demo.png") as image:
+        assert image.size == (640, 427)
+        assert len(image.getcolors()) <= 4
