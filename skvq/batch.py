@@ -118,7 +118,7 @@ def plan_outputs(inputs, output_dir, suffix):
         If two inputs would be written to the same file.
     """
     plan, claimed = [], {}
-    for source in inputs:
+    for source in map(os.fspath, inputs):
         target = os.path.join(os.fspath(output_dir), Path(source).stem + suffix)
         if target in claimed:
             raise ValueError(
@@ -189,6 +189,7 @@ def _run(function, pairs, args, n_jobs, progress):
 
 
 def _run_one(function, source, target, *args):
+    source, target = os.fspath(source), os.fspath(target)
     try:
         function(source, target, *args)
     except Exception as error:  # one bad file must not stop a batch

@@ -1,0 +1,122 @@
+import os
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from PIL import Image
+
+from skvq.batch import (
+    FileResult,
+    decode_files,
+    encode_files,
+    expand_inputs,
+    plan_outputs,
+)
+
+
+@pytest.fixture
+def crops(tmp_path, china):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = []
+    for i in range(4):
+        path = folder / f"tile{i}.png"
+        Image.fromarray(china[100 * i : 100 * i + 32, 50:90]).save(path)
+        paths.append(path)
+    return paths
+
+
+def _check_encoded(results, k):
+    assert all(result.ok for result in results), results
+    for result in results:
+        with Image.open(result.target) as image:
+            assert image.format == "VQ"
+            assert len(image.convert("RGB").getcolors()) <= k
+
+
+def test_encode_and_decode_files(tmp_path, crops):
+    pairs = plan_outputs(crops, tmp_path, ".vq")
+    results = encode_files(pairs, k=4, random_state=0, n_jobs=2)
+    assert sorted(r.source for r in results) == sorted(map(str, crops))
+    _check_encoded(results, 4)
+    back = decode_files(plan_outputs([r.target for r in results], tmp_path, ".png"))
+    assert all(r.ok for r in back)
+    for result in back:
+        with Image.open(result.target) as png, Image.open(result.source) as vq:
+            np.testing.assert_array_equal(
+                np.asarray(png.convert("RGB")), np.asarray(vq.convert("RGB"))
+            )
+
+
+def test_a_failing_file_is_reported_not_raised(tmp_path, crops):
+    missing = tmp_path / "missing.png"
+    pairs = plan_outputs([crops[0], missing], tmp_path / "out", ".vq")
+    (tmp_path / "out").mkdir()
+    seen = []
+    results = encode_files(pairs, k=2, progress=seen.append)
+    assert seen == results
+    by_source = {r.source: r for r in results}
+    assert by_source[str(crops[0])].ok
+    assert by_source[str(missing)] == FileResult(
+        str(missing),
+        str(tmp_path / "out" / "missing.vq"),
+        f"no such file: {missing}",
+    )
+
+
+def test_existing_targets_are_not_overwritten(tmp_path, crops):
+    target = tmp_path / "tile0.vq"
+    target.write_bytes(b"keep me")
+    (result,) = encode_files([(crops[0], target)], k=2)
+    assert not result.ok
+    assert result.error == f"{target} already exists (use --force to overwrite)"
+    assert target.read_bytes() == b"keep me"
+    (result,) = encode_files([(crops[0], target)], k=2, overwrite=True)
+    assert result.ok and target.read_bytes() != b"keep me"
+
+
+def test_expand_inputs(tmp_path, crops):
+    folder = crops[0].parent
+    (folder / "readme.txt").write_text("skipped: not an image extension")
+    assert expand_inputs([folder]) == [str(p) for p in crops]
+    assert expand_inputs([str(folder / "tile[12].png")]) == [
+        str(crops[1]),
+        str(crops[2]),
+    ]
+    assert expand_inputs([crops[0], folder]) == [str(p) for p in crops]
+    with pytest.raises(ValueError, match="no image files found"):
+        expand_inputs([str(folder / "*.jpg")])
+
+
+def test_plan_outputs_refuses_collisions(tmp_path):
+    with pytest.raises(ValueError, match="would both be written to"):
+        plan_outputs(["a/x.png", "b/x.jpg"], tmp_path, ".vq")
+
+
+def test_batch_on_a_dask_local_cluster(tmp_path, crops):
+    distributed = pytest.importorskip("dask.distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        distributed.get_task_stream(client) as tasks,
+        joblib.parallel_config(backend="dask"),
+    ):
+        results = encode_files(
+            plan_outputs(crops, tmp_path, ".vq"), k=4, random_state=0
+        )
+        cluster_workers = set(client.scheduler_info()["workers"])
+    # The files were encoded by tasks on the cluster's workers.
+    workers = {task["worker"] for task in tasks.data}
+    assert workers and workers <= cluster_workers
+    _check_encoded(results, 4)
+    (tmp_path / "local").mkdir()
+    local = encode_files(
+        plan_outputs(crops, tmp_path / "local", ".vq"), k=4, random_state=0
+    )
+    assert len(local) == len(results) == len(crops)
+    for result in results:  # deterministic wherever it runs
+        twin = tmp_path / "local" / os.path.basename(result.target)
+        assert twin.read_bytes() == Path(result.target).read_bytes()
