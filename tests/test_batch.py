@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
@@ -120,3 +122,20 @@ def test_batch_on_a_dask_local_cluster(tmp_path, crops):
     for result in results:  # deterministic wherever it runs
         twin = tmp_path / "local" / os.path.basename(result.target)
         assert twin.read_bytes() == Path(result.target).read_bytes()
+
+
+def test_batch_benchmark_runs(tmp_path):
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_batch.py"
+    result = subprocess.run(
+        [sys.executable, script, "--quick", "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    header, rule, row = result.stdout.strip().splitlines()[-3:]
+    assert header.startswith("| backend | workers | seconds | images/s")
+    backend, workers, seconds, per_second, _ = row.strip("| ").split(" | ")
+    assert (backend, workers) == ("joblib (loky)", "1")
+    assert float(seconds) > 0 and float(per_second) > 0
