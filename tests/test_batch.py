@@ -134,7 +134,7 @@ def test_batch_benchmark_runs(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    header, rule, row = result.stdout.strip().splitlines()[-3:]
+    header, _, row = result.stdout.strip().splitlines()[-3:]
     assert header.startswith("| backend | workers | seconds | images/s")
     backend, workers, seconds, per_second, _ = row.strip("| ").split(" | ")
     assert (backend, workers) == ("joblib (loky)", "1")
