@@ -50,7 +50,7 @@ def _run_batch(run, plan, description, verb, **kwargs):
     from .batch import _remove_leftover_temporaries
 
     with tqdm(
-        total=len(plan), desc=description, unit="file", disable=not sys.stderr.isatty()
+        total=len(plan), desc=description, unit="file", disable=not _on_terminal()
     ) as bar:
 
         def progress(result):
@@ -86,6 +86,8 @@ def _encode(args):
     options = {"k": args.k, "random_state": args.random_state}
     if args.coding is not None:
         options["coding"] = args.coding
+    if args.codebook is not None:
+        options["codebook"] = _load_codebook(args.codebook)
     plan = _single_or_batch(args, ".vq")
     return _run_batch(
         encode_files,
@@ -110,6 +112,62 @@ def _decode(args):
         overwrite=args.force,
         n_jobs=args.jobs,
     )
+
+
+def _load_codebook(path):
+    import joblib
+
+    from .quantizer import VectorQuantizer
+
+    try:
+        quantizer = joblib.load(path)
+    except (OSError, EOFError) as error:
+        raise CommandError(f"{path}: cannot read the codebook ({error})") from None
+    except Exception as error:  # unpickling fails in many ways on a wrong file
+        raise CommandError(f"{path}: not a codebook file ({error})") from None
+    if not isinstance(quantizer, VectorQuantizer):
+        raise CommandError(
+            f"{path}: not a codebook file (holds a {type(quantizer).__name__}, "
+            "not a fitted skvq.VectorQuantizer)"
+        )
+    return quantizer
+
+
+def _fit_codebook(args):
+    import joblib
+    import numpy as np
+    from PIL import Image, ImageSequence
+    from tqdm.auto import tqdm
+
+    from ._atomic import atomic_write
+    from .batch import expand_inputs
+    from .quantizer import VectorQuantizer
+
+    try:
+        inputs = expand_inputs(args.inputs)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    quantizer = VectorQuantizer(args.k, random_state=args.random_state)
+    n_pixels = 0
+    for path in tqdm(inputs, desc="fitting", unit="file", disable=not _on_terminal()):
+        # Streamed one image at a time, so memory does not grow with the set.
+        with Image.open(path) as image:
+            for frame in ImageSequence.Iterator(image):
+                pixels = np.asarray(frame.convert(args.mode))
+                pixels = pixels.reshape(-1, len(args.mode))
+                quantizer.partial_fit(pixels)
+                n_pixels += len(pixels)
+    with atomic_write(args.output, overwrite=args.force) as fp:
+        joblib.dump(quantizer, fp)
+    print(
+        f"fitted K = {quantizer.n_codes_:,} {args.mode} colors on {len(inputs)} "
+        f"images ({n_pixels:,} pixels); wrote {args.output}"
+    )
+    return EXIT_OK
+
+
+def _on_terminal():
+    return sys.stderr.isatty()
 
 
 def _info(args):
@@ -212,6 +270,13 @@ def _build_parser():
         "--random-state", type=int, default=0, help="K-Means seed (default 0)"
     )
     encode.add_argument("--coding", help="index coding (default: the format's)")
+    encode.add_argument(
+        "--codebook",
+        metavar="BOOK",
+        help="use the codebook in BOOK (from 'skvq fit-codebook') instead of "
+        "fitting one per image; -k is then ignored. Load only files you trust: "
+        "they are joblib pickles",
+    )
     _add_batch_arguments(encode, ".vq file")
     encode.set_defaults(run=_encode)
 
@@ -227,6 +292,34 @@ def _build_parser():
     )
     _add_batch_arguments(decode, "image")
     decode.set_defaults(run=_decode)
+
+    fit = commands.add_parser(
+        "fit-codebook",
+        help="fit one codebook for a whole collection",
+        description="Fit one codebook on all pixels of a collection of images, "
+        "streamed one image at a time, and save it with joblib for "
+        "'skvq encode --codebook'.",
+    )
+    fit.add_argument("inputs", nargs="+", metavar="INPUT", help="images")
+    fit.add_argument(
+        "-k", type=_positive_int, default=256, help="number of colors (default 256)"
+    )
+    fit.add_argument(
+        "-o", "--output", required=True, metavar="BOOK", help="codebook file to write"
+    )
+    fit.add_argument(
+        "--mode",
+        choices=("RGB", "RGBA", "L", "LA"),
+        default="RGB",
+        help="color mode the images are converted to (default RGB)",
+    )
+    fit.add_argument(
+        "--random-state", type=int, default=0, help="K-Means seed (default 0)"
+    )
+    fit.add_argument(
+        "-f", "--force", action="store_true", help="overwrite an existing BOOK"
+    )
+    fit.set_defaults(run=_fit_codebook)
 
     info = commands.add_parser(
         "info",

@@ -1,0 +1,353 @@
+"""Pillow plugin for .vq files: ``Image.open``, ``save`` and ``save_all``.
+
+Importing :mod:`skvq` registers the "VQ" format, so after ``import skvq``::
+
+    im.save("photo.vq", k=16, random_state=0)      # K-Means to 16 colors
+    with Image.open("photo.vq") as vq_im:            # mode "P", 16-color palette
+        rgb = vq_im.convert("RGB")
+
+Save options (``im.save(..., k=..., ...)``):
+
+``k``
+    Number of colors, 1 to 65,536 (default 16). A "P" image using at most
+    ``k`` palette entries is stored with those entries, not re-quantized.
+``random_state``, ``init``, ``n_init``, ``max_iter``, ``tol``
+    Passed to :class:`~skvq.VectorQuantizer`.
+``codebook``
+    A fitted :class:`~skvq.VectorQuantizer` whose codebook is used as is,
+    instead of fitting one: the way to give a collection one shared
+    codebook (see ``skvq fit-codebook``). ``k`` and the K-Means options are
+    then ignored; the quantizer must have been fitted on as many channels
+    as the image has (3 for RGB, 4 for RGBA, 1 for L).
+``icc_profile``, ``exif``, ``dpi``
+    Metadata to store; by default the image's own ``info`` values.
+``append_images``
+    With ``save_all=True``, more frames. All frames share one codebook,
+    fitted on all of them, and must have the same size.
+
+Supported modes are RGB, RGBA, L, LA, P and 1. Files with at most 256
+colors open in mode "P" with the codebook as palette (RGBA for sources with
+alpha); larger codebooks open in the source mode.
+
+Options are validated and the whole file is encoded before the first byte
+is written, so a bad option raises :class:`ValueError` with nothing written.
+Note that when saving to a path, Pillow creates or truncates the file before
+calling any plugin; it removes a file it created if saving fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from numbers import Integral
+
+import numpy as np
+from PIL import Image, ImageFile, ImagePalette, ImageSequence
+from PIL._util import DeferredError
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from . import format as vq
+from .image import image_to_array, reconstruct
+from .quantizer import VectorQuantizer
+
+__all__ = ["VqImageFile", "register"]
+
+FORMAT = "VQ"
+MIME_TYPE = "image/x-vq"
+EXTENSION = ".vq"
+DEFAULT_K = 16
+# Save options that go to VectorQuantizer; it validates them.
+_QUANTIZER_OPTIONS = ("random_state", "init", "n_init", "max_iter", "tol")
+# Largest codebook that opens as a "P" image.
+_MAX_PALETTE = 256
+# Mode of the colors stored for each source mode ("P" depends on its palette).
+_COLOR_MODES = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA"}
+
+
+def _accept(prefix: bytes) -> bool | str:
+    if prefix.startswith(vq.SIGNATURE):
+        return True
+    if prefix[1:5] == b"SKVQ":  # Pillow warns with this text, then gives up
+        return "VQ signature damaged: was the file transferred in text mode?"
+    return False
+
+
+class VqImageFile(ImageFile.ImageFile):
+    """A .vq file opened by Pillow: the header is read, pixels on ``load()``."""
+
+    format = FORMAT
+    format_description = "Vector-quantized image (skvq)"
+
+    def _open(self) -> None:
+        header = vq.read_header(self.fp)  # OSError saying what is damaged
+        self._header = header
+        self._size = (header.width, header.height)
+        if header.n_codes <= _MAX_PALETTE:
+            self._mode = "P"
+            palette_mode, palette = _palette(header.codebook, header.codebook_mode)
+            self.palette = ImagePalette.raw(palette_mode, palette)
+            self.palette.mode = palette_mode  # as Image.putpalette does
+        else:
+            self._mode = header.codebook_mode
+        self.info.update(header.metadata)
+        self.n_frames = header.n_frames
+        self.is_animated = header.n_frames > 1
+        # Later frames are located on the first seek past frame 0.
+        self._frame_offsets = [header.index_offset]
+        self._frame = 0
+        if self.is_animated:
+            self._fp = self.fp  # kept open between frames, closed by close()
+            self._close_exclusive_fp_after_loading = False
+        self._set_tile()
+
+    def _set_tile(self) -> None:
+        offset = self._frame_offsets[self._frame]
+        self.tile = [ImageFile._Tile("vq", (0, 0, *self.size), offset, (self._header,))]
+
+    def seek(self, frame: int) -> None:
+        """Go to ``frame`` (0-based); ``load()`` then decodes it."""
+        if not self._seek_check(frame):
+            return
+        if isinstance(self._fp, DeferredError):  # the image was closed
+            raise self._fp.ex
+        self.fp = self._fp
+        if frame >= len(self._frame_offsets):
+            self._frame_offsets = vq.frame_offsets(self.fp, self._header)
+        self._frame = frame
+        self._set_tile()
+
+    def tell(self) -> int:
+        """The current frame."""
+        return self._frame
+
+    def verify(self) -> None:
+        """Check the whole file: structure, every CRC, every code.
+
+        As for every Pillow format, call it right after ``Image.open``; the
+        image cannot be loaded afterwards.
+        """
+        if self.fp is None:
+            raise RuntimeError("verify must be called directly after open")
+        self.fp.seek(0)
+        vq.verify_vq(self.fp)
+        super().verify()
+
+
+def _palette(codebook: np.ndarray, color_mode: str) -> tuple[str, bytes]:
+    """A Pillow palette for the codebook: RGB, or RGBA with alpha."""
+    if color_mode in ("L", "LA"):  # Pillow has no gray palettes
+        gray = np.repeat(codebook[:, :1], 3, axis=1)
+        codebook = np.hstack([gray, codebook[:, 1:]])
+    return ("RGBA" if color_mode.endswith("A") else "RGB"), codebook.tobytes()
+
+
+class VqDecoder(ImageFile.PyDecoder):
+    """Decodes one frame's INDX chunk: the codes in mode "P", else colors."""
+
+    _pulls_fd = True
+
+    def decode(self, buffer) -> tuple[int, int]:
+        assert self.fd is not None
+        (header,) = self.args
+        codes = vq.read_frame(
+            self.fd,
+            header,
+            self.fd.tell(),
+            partial=ImageFile.LOAD_TRUNCATED_IMAGES,
+        )
+        if self.mode == "P":
+            self.set_as_raw(codes.tobytes(), "P")
+        else:
+            self.set_as_raw(header.codebook[codes].tobytes(), self.mode)
+        return -1, 0
+
+
+def _save(im: Image.Image, fp, filename) -> None:
+    _write(im, [im], fp)
+
+
+def _save_all(im: Image.Image, fp, filename) -> None:
+    sequences = itertools.chain([im], im.encoderinfo.get("append_images", []))
+    _write(im, [frame for sequence in sequences for frame in _frames(sequence)], fp)
+
+
+def _frames(sequence: Image.Image) -> list[Image.Image]:
+    """Every frame of ``sequence``, copied; the sequence is left where it was."""
+    current = sequence.tell()
+    frames = [frame.copy() for frame in ImageSequence.Iterator(sequence)]
+    sequence.seek(current)
+    return frames
+
+
+def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
+    """Validate, quantize, encode, then write: nothing is written on error."""
+    options = im.encoderinfo
+    k = _check_k(options.get("k", DEFAULT_K))
+    quantizer_options = {
+        name: options[name] for name in _QUANTIZER_OPTIONS if name in options
+    }
+    quantizer = VectorQuantizer(n_clusters=k, **quantizer_options)
+    quantizer._validate_params()  # a bad option fails here, before any work
+    size = frames[0].size
+    for frame in frames:
+        if frame.size != size:
+            raise ValueError(
+                f"All frames must have the same size; got {frame.size} and {size}."
+            )
+    color_mode = _common_color_mode(frames)
+    colors = np.concatenate(
+        [image_to_array(frame.convert(color_mode)) for frame in frames]
+    )
+    shared = options.get("codebook")
+    if shared is not None:
+        quantized = _shared_codes(shared, colors, color_mode)
+    else:
+        quantized = _palette_codes(frames, colors, k)
+    if quantized is None:
+        quantized = _quantize(quantizer, colors)
+    codebook, codes = quantized
+    modes = {frame.mode for frame in frames}
+    source_mode = modes.pop() if len(modes) == 1 else color_mode
+    _, channels, max_codes = vq.MODES[source_mode]
+    if codebook.shape[1] not in channels or len(codebook) > max_codes:
+        # E.g. RGB with a transparent color, or P frames with many palettes.
+        source_mode = color_mode
+    width, height = size
+    data = vq.encode_vq(
+        width,
+        height,
+        source_mode,
+        codebook,
+        codes.reshape(len(frames), height, width),
+        metadata=_metadata(im),
+    )
+    fp.write(data)
+
+
+def _check_k(k) -> int:
+    if (
+        isinstance(k, bool)
+        or not isinstance(k, Integral)
+        or not (1 <= k <= vq.MAX_CODES)
+    ):
+        raise ValueError(f"k must be an integer from 1 to {vq.MAX_CODES}, got {k!r}.")
+    return int(k)
+
+
+def _color_mode(frame: Image.Image) -> str:
+    """The mode that holds the frame's colors, with alpha if it has any."""
+    if frame.mode == "P":
+        has_alpha = "transparency" in frame.info or frame.palette.mode == "RGBA"
+        return "RGBA" if has_alpha else "RGB"
+    if frame.mode not in _COLOR_MODES:
+        raise ValueError(
+            f"Cannot save mode {frame.mode!r} as VQ; supported modes are "
+            f"{', '.join(vq.MODES)}. Convert the image first."
+        )
+    mode = _COLOR_MODES[frame.mode]
+    # A transparent color (PNG's tRNS): Pillow's conversion makes it alpha.
+    if "transparency" in frame.info and not mode.endswith("A"):
+        mode += "A"
+    return mode
+
+
+def _common_color_mode(frames: list[Image.Image]) -> str:
+    """The smallest of L, LA, RGB, RGBA that holds every frame losslessly."""
+    modes = {_color_mode(frame) for frame in frames}
+    has_color = any(mode.startswith("RGB") for mode in modes)
+    has_alpha = any(mode.endswith("A") for mode in modes)
+    return ("RGB" if has_color else "L") + ("A" if has_alpha else "")
+
+
+def _palette_codes(frames, colors: np.ndarray, k: int):
+    """Codebook and codes of "P" frames without quantizing, or None.
+
+    Only for frames sharing one palette of which they use at most ``k``
+    entries; the used entries become the codebook, in palette order.
+    """
+    first = frames[0]
+    if any(
+        frame.mode != "P"
+        or frame.palette.mode != first.palette.mode
+        or frame.palette.tobytes() != first.palette.tobytes()
+        or frame.info.get("transparency") != first.info.get("transparency")
+        for frame in frames
+    ):
+        return None
+    indices = np.concatenate([np.asarray(frame) for frame in frames]).ravel()
+    used, first_use, codes = np.unique(indices, return_index=True, return_inverse=True)
+    if len(used) > k:
+        return None
+    # The color of each used entry, as Pillow expands it (transparency too).
+    codebook = colors.reshape(-1, colors.shape[-1])[first_use]
+    return codebook, codes.astype(np.uint8)
+
+
+def _quantize(quantizer: VectorQuantizer, colors: np.ndarray):
+    """Codebook (uint8) and codes of the colors, by K-Means."""
+    with warnings.catch_warnings():
+        # Fewer distinct colors than k is fine for a file: K is just smaller.
+        warnings.filterwarnings(
+            "ignore", message=".*distinct rows", category=ConvergenceWarning
+        )
+        quantizer.fit(colors.reshape(-1, colors.shape[-1]))
+    return _codes_in(quantizer, colors)
+
+
+def _shared_codes(quantizer, colors: np.ndarray, color_mode: str):
+    """Codebook (uint8) and codes of the colors in a fitted quantizer's codebook."""
+    if not isinstance(quantizer, VectorQuantizer):
+        raise ValueError(
+            "codebook must be a fitted skvq.VectorQuantizer, got "
+            f"{type(quantizer).__name__}."
+        )
+    check_is_fitted(quantizer)
+    if quantizer.n_features_in_ != colors.shape[-1]:
+        raise ValueError(
+            f"The codebook was fitted on {quantizer.n_features_in_} channels but "
+            f"the image has {colors.shape[-1]} ({color_mode})."
+        )
+    if quantizer.n_codes_ > vq.MAX_CODES:
+        raise ValueError(
+            f"The codebook has {quantizer.n_codes_} rows; VQ files hold at most "
+            f"{vq.MAX_CODES}."
+        )
+    return _codes_in(quantizer, colors)
+
+
+def _codes_in(quantizer: VectorQuantizer, colors: np.ndarray):
+    codes = quantizer.transform(colors.reshape(-1, colors.shape[-1]))
+    # The palette is the codebook rounded as skvq.image rounds reconstructions.
+    all_codes = np.arange(quantizer.n_codes_)[:, np.newaxis]
+    return reconstruct(quantizer.codebook_, all_codes), codes
+
+
+def _metadata(im: Image.Image) -> dict:
+    """ICC profile, EXIF and DPI from the save options, else from ``im.info``."""
+    metadata = {}
+    for key in ("icc_profile", "exif", "dpi"):
+        value = im.encoderinfo.get(key, im.info.get(key))
+        if isinstance(value, Image.Exif):
+            value = value.tobytes()
+        if value:
+            metadata[key] = value
+    return metadata
+
+
+def register() -> None:
+    """Register the VQ format with Pillow; idempotent.
+
+    ``import skvq`` already does this; the function is for code that prefers
+    explicit registration, or that needs it again after resetting Pillow's
+    registries.
+    """
+    Image.register_open(FORMAT, VqImageFile, _accept)
+    Image.register_decoder("vq", VqDecoder)
+    Image.register_save(FORMAT, _save)
+    Image.register_save_all(FORMAT, _save_all)
+    Image.register_extension(FORMAT, EXTENSION)
+    Image.register_mime(FORMAT, MIME_TYPE)
+
+
+register()
