@@ -6,6 +6,7 @@ A scikit-learn transformer (:class:`VectorQuantizer`), exact bit accounting
 
 from .bits import BitReport, bits_per_code
 from .image import QuantizedImage, quantize_image, segment_image
+from .pillow_plugin import register  # importing registers the .vq format
 from .quantizer import VectorQuantizer, code_dtype
 
 __version__ = "0.1.0"
@@ -18,5 +19,6 @@ __all__ = [
     "bits_per_code",
     "code_dtype",
     "quantize_image",
+    "register",
     "segment_image",
 ]

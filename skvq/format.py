@@ -1,0 +1,981 @@
+"""Reading and writing the .vq image file format, version 1.
+
+The byte layout is specified in ``docs/format.md``; this module is that
+specification in code and needs nothing but numpy and the standard library
+(the Pillow glue lives in :mod:`skvq.pillow_plugin`).
+
+A .vq file is a signature followed by chunks, as in PNG: a 4-byte length, a
+4-byte type, the data and a CRC32 of type and data. ``HEAD`` holds the image
+geometry, ``BOOK`` the codebook, one ``INDX`` chunk per frame the codes and
+``DONE`` ends the file. Chunk types starting with a lowercase letter are
+ancillary (metadata) and skipped by readers that do not know them.
+
+Readers check every length against the bytes actually present before they
+read or allocate anything sized by it, verify every CRC they read and raise
+:class:`FormatError` (an :class:`OSError`) rather than decode a wrong image.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import BinaryIO, NamedTuple
+
+import numpy as np
+
+from .bits import bits_per_code
+
+__all__ = [
+    "CODINGS",
+    "MAX_CHUNK_LENGTH",
+    "MAX_CODES",
+    "MAX_DIMENSION",
+    "MODES",
+    "SIGNATURE",
+    "VERSION",
+    "FormatError",
+    "TruncatedFileError",
+    "VqHeader",
+    "VqInfo",
+    "encode_vq",
+    "frame_offsets",
+    "pack_codes",
+    "read_frame",
+    "read_header",
+    "read_info",
+    "read_vq",
+    "unpack_codes",
+    "verify_vq",
+    "write_vq",
+]
+
+#: The first bytes of every .vq file. As in PNG's signature, the high-bit
+#: first byte catches 7-bit transfers, CR LF catches line-ending conversion
+#: either way, and 0x1A stops ``type`` on DOS.
+SIGNATURE = b"\x8eSKVQ\r\n\x1a\n"
+#: The format version this module reads and writes.
+VERSION = 1
+#: Largest codebook: codes fit in 16 bits.
+MAX_CODES = 65_536
+#: Largest width or height, and largest chunk data length (as in PNG).
+MAX_DIMENSION = 2**31 - 1
+MAX_CHUNK_LENGTH = 2**31 - 1
+
+#: Source modes: mode name -> (id stored in HEAD, allowed codebook channels,
+#: largest codebook). "1" and "P" are stored as their colors: gray levels
+#: for "1", the palette's RGB or RGBA entries for "P".
+MODES: dict[str, tuple[int, tuple[int, ...], int]] = {
+    "L": (0, (1,), MAX_CODES),
+    "LA": (1, (2,), MAX_CODES),
+    "RGB": (2, (3,), MAX_CODES),
+    "RGBA": (3, (4,), MAX_CODES),
+    "1": (4, (1,), 2),
+    "P": (5, (3, 4), 256),
+}
+_MODE_NAMES = {mode_id: name for name, (mode_id, _, _) in MODES.items()}
+
+
+_CHUNK_HEAD = struct.Struct(">I4s")  # length, type
+_CRC = struct.Struct(">I")
+_HEAD = struct.Struct(">BIIBBIBBI")
+_DENSITY = struct.Struct(">dd")
+
+# Metadata chunks (ancillary, lowercase) and the metadata key each one holds.
+_METADATA_CHUNKS = {b"iccp": "icc_profile", b"exif": "exif", b"dens": "dpi"}
+
+
+class FormatError(OSError):
+    """The bytes are not a valid .vq file; the message says what is wrong."""
+
+
+class TruncatedFileError(FormatError):
+    """The file ends before the data its chunks announce."""
+
+
+@dataclass(frozen=True, eq=False)
+class VqHeader:
+    """Everything in a .vq file before its index data.
+
+    Attributes
+    ----------
+    width, height : int
+        Size of each frame in pixels.
+    mode : str
+        Mode of the source image: "L", "LA", "RGB", "RGBA", "1" or "P".
+    codebook : ndarray of shape (n_codes, channels), uint8
+        The colors.
+    bits_per_code : int
+        ``ceil(log2(n_codes))``.
+    coding : str
+        Index coding, "raw" in version 1.
+    n_frames : int
+        Number of frames.
+    metadata : dict
+        ``"icc_profile"`` (bytes), ``"exif"`` (bytes) and ``"dpi"``
+        (tuple of two floats), for those present.
+    index_offset : int
+        File position of the first ``INDX`` chunk.
+    version : int
+        Format version.
+    """
+
+    width: int
+    height: int
+    mode: str
+    codebook: np.ndarray
+    bits_per_code: int
+    coding: str
+    n_frames: int
+    metadata: dict = field(default_factory=dict)
+    index_offset: int = 0
+    version: int = VERSION
+
+    @property
+    def n_codes(self) -> int:
+        """Codebook size ``K``."""
+        return len(self.codebook)
+
+    @property
+    def codebook_mode(self) -> str:
+        """Pillow mode of the codebook colors: "L", "LA", "RGB" or "RGBA"."""
+        return ("L", "LA", "RGB", "RGBA")[self.codebook.shape[1] - 1]
+
+    @property
+    def frame_pixels(self) -> int:
+        """Pixels per frame."""
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class VqInfo:
+    """A summary of a .vq file, read without decoding its pixels.
+
+    Attributes
+    ----------
+    width, height : int
+        Size of each frame in pixels.
+    mode : str
+        Mode of the source image.
+    n_codes : int
+        Codebook size ``K``.
+    bits_per_code : int
+        ``ceil(log2 K)``.
+    coding : str
+        Index coding.
+    n_frames : int
+        Number of frames.
+    file_size : int
+        Size of the file in bytes.
+    index_bytes : int
+        Bytes of index data, summed over frames.
+    bits_per_pixel : float
+        ``8 * file_size`` divided by the number of pixels of all frames:
+        what each pixel costs on disk, headers and codebook included.
+    """
+
+    width: int
+    height: int
+    mode: str
+    n_codes: int
+    bits_per_code: int
+    coding: str
+    n_frames: int
+    file_size: int
+    index_bytes: int
+    bits_per_pixel: float
+
+
+# ---------------------------------------------------------------------------
+# Raw bit packing: one most-significant-bit-first stream, padded at its end.
+
+# Codes are packed in blocks; a block is a multiple of 8 codes, so it fills
+# whole bytes and the blocks concatenate into one stream.
+_BLOCK_CODES = 1 << 20
+
+
+def pack_codes(codes, bits: int) -> bytes:
+    """Pack codes into one MSB-first bit stream of ``bits`` bits each.
+
+    The stream is padded with zero bits only at its end, to a whole byte, so
+    its length is ``ceil(codes.size * bits / 8)``.
+
+    Parameters
+    ----------
+    codes : array-like of non-negative integers
+        Codes below ``2**bits``, any shape (flattened in C order).
+    bits : int
+        Bits per code, 0 to 16.
+
+    Returns
+    -------
+    bytes
+
+    Examples
+    --------
+    >>> pack_codes([1, 0, 3], bits=2).hex()  # 01 00 11 + 2 padding bits
+    '4c'
+    """
+    codes = np.ravel(codes)
+    if bits == 0:
+        return b""
+    if bits == 8:
+        return codes.astype(np.uint8, copy=False).tobytes()
+    if bits == 16:
+        return codes.astype(">u2", copy=False).tobytes()
+    return b"".join(
+        _pack_block(codes[start : start + _BLOCK_CODES], bits)
+        for start in range(0, codes.size, _BLOCK_CODES)
+    )
+
+
+def _pack_block(codes: np.ndarray, bits: int) -> bytes:
+    # Eight codes of `bits` bits are exactly `bits` bytes. Codes 0-3 are
+    # shifted into the top of one 64-bit word and 4-7 into another; the two
+    # 4*bits-bit halves are then joined into a 128-bit big-endian pair.
+    n_codes = codes.size
+    n_groups = -(-n_codes // 8)
+    padded = np.zeros(n_groups * 8, np.uint64)
+    padded[:n_codes] = codes
+    groups = padded.reshape(n_groups, 8)
+    first = np.zeros(n_groups, np.uint64)
+    second = np.zeros(n_groups, np.uint64)
+    for position in range(4):
+        shift = np.uint64(64 - bits * (position + 1))
+        first |= groups[:, position] << shift
+        second |= groups[:, position + 4] << shift
+    half = np.uint64(4 * bits)
+    words = np.empty((n_groups, 2), ">u8")
+    words[:, 0] = first | (second >> half)
+    words[:, 1] = second << (np.uint64(64) - half)
+    stream = words.view(np.uint8)[:, :bits].tobytes()
+    return stream[: -(-n_codes * bits // 8)]
+
+
+def unpack_codes(data, bits: int, count: int) -> np.ndarray:
+    """Read ``count`` codes of ``bits`` bits from an MSB-first bit stream.
+
+    Parameters
+    ----------
+    data : bytes-like
+        At least ``ceil(count * bits / 8)`` bytes; the rest is ignored.
+    bits : int
+        Bits per code, 0 to 16.
+    count : int
+        Number of codes.
+
+    Returns
+    -------
+    ndarray of shape (count,)
+        uint8 when ``bits <= 8``, else uint16.
+
+    Examples
+    --------
+    >>> unpack_codes(bytes.fromhex("4c"), bits=2, count=3)
+    array([1, 0, 3], dtype=uint8)
+    """
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    needed = -(-count * bits // 8)
+    stream = np.frombuffer(data, np.uint8)
+    if stream.size < needed:
+        raise ValueError(
+            f"{count} codes of {bits} bits need {needed} bytes, got {stream.size}."
+        )
+    if bits == 0:
+        return np.zeros(count, dtype)
+    if bits == 8:
+        return stream[:count].copy()
+    if bits == 16:
+        return stream[: 2 * count].view(">u2").astype(np.uint16)
+    codes = np.empty(count, dtype)
+    block_bytes = _BLOCK_CODES * bits // 8
+    for block, start in enumerate(range(0, count, _BLOCK_CODES)):
+        n_codes = min(_BLOCK_CODES, count - start)
+        offset = block * block_bytes
+        chunk = stream[offset : offset + -(-n_codes * bits // 8)]
+        codes[start : start + n_codes] = _unpack_block(chunk, bits, n_codes)
+    return codes
+
+
+def _unpack_block(stream: np.ndarray, bits: int, n_codes: int) -> np.ndarray:
+    # The inverse of _pack_block: each group of `bits` bytes becomes two
+    # 64-bit words holding codes 0-3 and 4-7 at their top.
+    n_groups = -(-n_codes // 8)
+    grouped = np.zeros(n_groups * bits, np.uint8)
+    grouped[: stream.size] = stream
+    pair = np.zeros((n_groups, 16), np.uint8)
+    pair[:, :bits] = grouped.reshape(n_groups, bits)
+    words = pair.view(">u8").astype(np.uint64)
+    half = np.uint64(4 * bits)
+    first = words[:, 0]
+    second = (first << half) | (words[:, 1] >> (np.uint64(64) - half))
+    mask = np.uint64((1 << bits) - 1)
+    groups = np.empty((n_groups, 8), np.uint16)
+    for position in range(4):
+        shift = np.uint64(64 - bits * (position + 1))
+        groups[:, position] = (first >> shift) & mask
+        groups[:, position + 4] = (second >> shift) & mask
+    return groups.ravel()[:n_codes]
+
+
+def _raw_index_size(n_pixels: int, bits: int) -> int:
+    return -(-n_pixels * bits // 8)
+
+
+def _encode_raw(codes: np.ndarray, bits: int) -> bytes:
+    return pack_codes(codes, bits)
+
+
+def _decode_raw(data: bytes, n_pixels: int, bits: int, partial: bool) -> np.ndarray:
+    if len(data) == _raw_index_size(n_pixels, bits):
+        return unpack_codes(data, bits, n_pixels)
+    # A truncated stream (partial): the whole codes present, then zeros.
+    codes = np.zeros(n_pixels, np.uint8 if bits <= 8 else np.uint16)
+    present = len(data) * 8 // bits
+    codes[:present] = unpack_codes(data, bits, present)
+    return codes
+
+
+class _Coding(NamedTuple):
+    """How one index coding encodes and decodes a frame's codes."""
+
+    name: str
+    # (codes, bits) -> bytes
+    encode: Callable[[np.ndarray, int], bytes]
+    # (data, n_pixels, bits, partial) -> n_pixels codes. With partial=True the
+    # data may be cut short and the missing codes decode as 0.
+    decode: Callable[[bytes, int, int, bool], np.ndarray]
+    # (n_pixels, bits) -> the exact data size, or None if it depends on the
+    # codes; readers check INDX lengths against it before decoding anything.
+    size: Callable[[int, int], int | None]
+
+
+# Coding id stored in HEAD -> coding. A later version adds entropy codings
+# (zlib, lzma, ...) as rows of this table.
+_CODINGS: dict[int, _Coding] = {
+    0: _Coding("raw", _encode_raw, _decode_raw, _raw_index_size),
+}
+#: Index codings: name -> id stored in HEAD.
+CODINGS: dict[str, int] = {coding.name: id_ for id_, coding in _CODINGS.items()}
+
+
+# ---------------------------------------------------------------------------
+# Writing
+
+
+def encode_vq(
+    width: int,
+    height: int,
+    mode: str,
+    codebook,
+    frames: Sequence,
+    *,
+    metadata: dict | None = None,
+    coding: str = "raw",
+) -> bytes:
+    """The bytes of a .vq file.
+
+    Everything is validated before any byte is produced.
+
+    Parameters
+    ----------
+    width, height : int
+        Frame size in pixels, 1 to 2**31 - 1.
+    mode : {"L", "LA", "RGB", "RGBA", "1", "P"}
+        Mode of the source image.
+    codebook : array-like of shape (n_codes, channels), uint8 values
+        The colors, ``1 <= n_codes <= 65536`` (2 for mode "1", 256 for
+        "P"). ``channels`` is that of ``mode`` (3 or 4 for "P").
+    frames : sequence of array-like of shape (height, width)
+        The codes of each frame, integers below ``n_codes``; at least one.
+    metadata : dict, optional
+        ``"icc_profile"`` (bytes), ``"exif"`` (bytes), ``"dpi"`` (two
+        positive numbers); other keys are ignored.
+    coding : {"raw"}, default="raw"
+        Index coding.
+
+    Returns
+    -------
+    bytes
+    """
+    if mode not in MODES:
+        raise ValueError(
+            f"Mode {mode!r} cannot be stored in a .vq file; "
+            f"supported modes are {', '.join(MODES)}."
+        )
+    if coding not in CODINGS:
+        raise ValueError(f"Unknown coding {coding!r}; known: {', '.join(CODINGS)}.")
+    for name, value in (("width", width), ("height", height)):
+        if (
+            isinstance(value, bool)
+            or int(value) != value
+            or not (1 <= value <= MAX_DIMENSION)
+        ):
+            raise ValueError(f"{name} must be an integer in 1..{MAX_DIMENSION}.")
+    width, height = int(width), int(height)
+    codebook = _check_codebook(codebook, mode)
+    n_codes = len(codebook)
+    bits = bits_per_code(n_codes)
+    if len(frames) == 0:
+        raise ValueError("A .vq file needs at least one frame.")
+    coding_id = CODINGS[coding]
+    index_chunks = []
+    for number, frame in enumerate(frames):
+        codes = _check_codes(frame, (height, width), n_codes, number)
+        data = _CODINGS[coding_id].encode(codes, bits)
+        if len(data) > MAX_CHUNK_LENGTH:
+            raise ValueError(
+                f"Frame {number} needs {len(data)} bytes of index data, more "
+                f"than the {MAX_CHUNK_LENGTH} a chunk holds."
+            )
+        index_chunks.append(_chunk(b"INDX", data))
+    head = _HEAD.pack(
+        VERSION,
+        width,
+        height,
+        MODES[mode][0],
+        codebook.shape[1],
+        n_codes,
+        bits,
+        coding_id,
+        len(frames),
+    )
+    return b"".join(
+        [
+            SIGNATURE,
+            _chunk(b"HEAD", head),
+            *_metadata_chunks(metadata or {}),
+            _chunk(b"BOOK", codebook.tobytes()),
+            *index_chunks,
+            _chunk(b"DONE", b""),
+        ]
+    )
+
+
+def write_vq(target, *args, **kwargs) -> int:
+    """Write a .vq file; the arguments after ``target`` are :func:`encode_vq`'s.
+
+    The whole file is encoded and validated in memory first, so an invalid
+    argument raises before ``target`` is opened or written.
+
+    Parameters
+    ----------
+    target : str, os.PathLike or binary file object
+        Where to write.
+    *args, **kwargs
+        Passed to :func:`encode_vq`.
+
+    Returns
+    -------
+    int
+        Number of bytes written.
+    """
+    data = encode_vq(*args, **kwargs)
+    if isinstance(target, (str, os.PathLike)):
+        with open(target, "wb") as file:
+            file.write(data)
+    else:
+        target.write(data)
+    return len(data)
+
+
+def _check_codebook(codebook, mode: str) -> np.ndarray:
+    codebook = np.asarray(codebook)
+    _, channels, max_codes = MODES[mode]
+    if codebook.ndim != 2 or codebook.shape[1] not in channels:
+        raise ValueError(
+            f"A mode {mode!r} codebook must have shape (n_codes, "
+            f"{' or '.join(map(str, channels))}), got {codebook.shape}."
+        )
+    if not 1 <= len(codebook) <= max_codes:
+        raise ValueError(
+            f"A mode {mode!r} codebook must have 1 to {max_codes} entries, "
+            f"got {len(codebook)}."
+        )
+    if codebook.dtype != np.uint8:
+        if (
+            codebook.dtype.kind not in "iu"
+            or codebook.min() < 0
+            or codebook.max() > 255
+        ):
+            raise ValueError("Codebook values must be integers in 0..255.")
+        codebook = codebook.astype(np.uint8)
+    return np.ascontiguousarray(codebook)
+
+
+def _check_codes(frame, shape: tuple[int, int], n_codes: int, number: int):
+    codes = np.asarray(frame)
+    if codes.shape != shape:
+        raise ValueError(
+            f"Frame {number} has shape {codes.shape}, expected (height, width) "
+            f"= {shape}."
+        )
+    if codes.dtype.kind not in "iu":
+        raise ValueError(f"Frame {number} codes must be integers, got {codes.dtype}.")
+    if codes.size and (codes.min() < 0 or codes.max() >= n_codes):
+        raise ValueError(
+            f"Frame {number} codes must lie in 0..{n_codes - 1}, got values in "
+            f"{codes.min()}..{codes.max()}."
+        )
+    return codes
+
+
+def _metadata_chunks(metadata: dict) -> list[bytes]:
+    chunks = []
+    for chunk_type, key in _METADATA_CHUNKS.items():
+        value = metadata.get(key)
+        if value is None:
+            continue
+        if key == "dpi":
+            dpi = tuple(float(v) for v in value)
+            if len(dpi) != 2 or not all(0 < v < float("inf") for v in dpi):
+                raise ValueError(f"dpi must be two positive numbers, got {value!r}.")
+            data = _DENSITY.pack(*dpi)
+        else:
+            data = bytes(value)
+        if len(data) > MAX_CHUNK_LENGTH:
+            raise ValueError(f"{key} is too large for a chunk ({len(data)} bytes).")
+        chunks.append(_chunk(chunk_type, data))
+    return chunks
+
+
+def _chunk(chunk_type: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(data, zlib.crc32(chunk_type))
+    return _CHUNK_HEAD.pack(len(data), chunk_type) + data + _CRC.pack(crc)
+
+
+# ---------------------------------------------------------------------------
+# Reading
+
+
+class _ChunkReader:
+    """Reads chunks from a binary file, checking lengths against its size."""
+
+    def __init__(self, file: BinaryIO):
+        self.file = file
+        position = file.tell()
+        self.size = file.seek(0, io.SEEK_END)
+        file.seek(position)
+
+    def remaining(self) -> int:
+        return self.size - self.file.tell()
+
+    def read_exact(self, count: int, what: str) -> bytes:
+        data = self.file.read(count)
+        if len(data) < count:
+            raise TruncatedFileError(
+                f"file truncated: {what} needs {count} bytes, {len(data)} present."
+            )
+        return data
+
+    def next_chunk(self) -> tuple[bytes, int]:
+        """Type and data length of the next chunk; the file is left at its data."""
+        length, chunk_type = _CHUNK_HEAD.unpack(
+            self.read_exact(_CHUNK_HEAD.size, "a chunk header")
+        )
+        if not (chunk_type.isascii() and chunk_type.isalpha()):
+            raise FormatError(
+                f"damaged chunk header at byte {self.file.tell() - _CHUNK_HEAD.size}: "
+                f"type {chunk_type!r} is not 4 ASCII letters."
+            )
+        if length > MAX_CHUNK_LENGTH:
+            raise FormatError(
+                f"damaged {_name(chunk_type)} chunk: length {length} exceeds "
+                f"{MAX_CHUNK_LENGTH}."
+            )
+        return chunk_type, length
+
+    def read_data(self, chunk_type: bytes, length: int, *, partial=False) -> bytes:
+        """The chunk's data, its CRC checked; the file is left after the chunk.
+
+        With ``partial=True`` a chunk cut short by the end of the file returns
+        the bytes present, unchecked, instead of raising.
+        """
+        if partial and length + _CRC.size > self.remaining():
+            return self.file.read(length)
+        self._check_present(chunk_type, length)
+        data = self.file.read(length)
+        (stored_crc,) = _CRC.unpack(self.file.read(_CRC.size))
+        if zlib.crc32(data, zlib.crc32(chunk_type)) != stored_crc:
+            raise FormatError(
+                f"CRC mismatch in {_name(chunk_type)} chunk: the file is corrupt."
+            )
+        return data
+
+    def skip_data(self, chunk_type: bytes, length: int) -> None:
+        """Skip the chunk without reading it."""
+        self._check_present(chunk_type, length)
+        self.file.seek(length + _CRC.size, io.SEEK_CUR)
+
+    def _check_present(self, chunk_type: bytes, length: int) -> None:
+        if length + _CRC.size > self.remaining():
+            raise TruncatedFileError(
+                f"file truncated: {_name(chunk_type)} chunk announces {length} "
+                f"bytes, {max(self.remaining() - _CRC.size, 0)} present."
+            )
+
+
+def _name(chunk_type: bytes) -> str:
+    return repr(chunk_type.decode("latin-1"))
+
+
+def _is_critical(chunk_type: bytes) -> bool:
+    return chunk_type[:1].isupper()
+
+
+def read_header(file: BinaryIO) -> VqHeader:
+    """Parse a .vq file up to its first index data, without reading pixels.
+
+    Parameters
+    ----------
+    file : binary file object
+        Seekable, positioned at the signature. Left at the first ``INDX``
+        chunk.
+
+    Returns
+    -------
+    VqHeader
+
+    Raises
+    ------
+    FormatError
+        If the signature is wrong, a chunk is damaged or inconsistent, or a
+        CRC does not match.
+    TruncatedFileError
+        If the file ends inside the header.
+    """
+    reader = _ChunkReader(file)
+    signature = file.read(len(SIGNATURE))
+    if signature != SIGNATURE:
+        hint = (
+            " (damaged by a text-mode transfer?)" if signature[1:5] == b"SKVQ" else ""
+        )
+        raise FormatError(f"not a .vq file: bad signature{hint}.")
+    chunk_type, length = reader.next_chunk()
+    if chunk_type != b"HEAD":
+        raise FormatError(f"damaged header: first chunk is {_name(chunk_type)}.")
+    if length != _HEAD.size:
+        raise FormatError(
+            f"damaged header: HEAD is {length} bytes, expected {_HEAD.size}."
+        )
+    fields, codebook_shape = _parse_head(reader.read_data(chunk_type, length))
+    codebook = None
+    metadata = {}
+    while True:
+        chunk_type, length = reader.next_chunk()
+        if chunk_type == b"BOOK":
+            if codebook is not None:
+                raise FormatError("damaged header: two BOOK chunks.")
+            data = reader.read_data(chunk_type, length)
+            codebook = _parse_codebook(data, codebook_shape)
+        elif chunk_type in _METADATA_CHUNKS:
+            data = reader.read_data(chunk_type, length)
+            metadata[_METADATA_CHUNKS[chunk_type]] = _parse_metadata(chunk_type, data)
+        elif chunk_type == b"INDX":
+            break
+        elif _is_critical(chunk_type):
+            raise FormatError(
+                f"damaged header: unexpected critical chunk {_name(chunk_type)} "
+                "before the index data."
+            )
+        else:  # an ancillary chunk of a later version
+            reader.skip_data(chunk_type, length)
+    if codebook is None:
+        raise FormatError("damaged header: no BOOK chunk before the index data.")
+    header = VqHeader(
+        codebook=codebook,
+        metadata=metadata,
+        index_offset=file.tell() - _CHUNK_HEAD.size,
+        **fields,
+    )
+    _check_index_length(header, length)
+    file.seek(header.index_offset)
+    return header
+
+
+def _check_index_length(header: VqHeader, length: int) -> None:
+    # For codings of known size this bounds the frame size by the bytes the
+    # file announces, so a damaged width or height fails before anything is
+    # allocated for it.
+    coding = _CODINGS[CODINGS[header.coding]]
+    expected = coding.size(header.frame_pixels, header.bits_per_code)
+    if expected is not None and length != expected:
+        raise FormatError(
+            f"damaged file: an INDX chunk holds {length} bytes; {header.width} x "
+            f"{header.height} codes of {header.bits_per_code} bits in "
+            f"{header.coding} coding need {expected}."
+        )
+
+
+def _parse_head(data: bytes) -> tuple[dict, tuple[int, int]]:
+    """The VqHeader fields in HEAD, and the codebook shape it announces."""
+    (version, width, height, mode_id, channels, n_codes, bits, coding_id, n_frames) = (
+        _HEAD.unpack(data)
+    )
+    if version != VERSION:
+        raise FormatError(
+            f"unsupported .vq version {version}; this reader knows version {VERSION}."
+        )
+    if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+        raise FormatError(f"damaged header: invalid size {width} x {height}.")
+    if mode_id not in _MODE_NAMES:
+        raise FormatError(f"damaged header: unknown mode id {mode_id}.")
+    mode = _MODE_NAMES[mode_id]
+    _, allowed_channels, max_codes = MODES[mode]
+    if channels not in allowed_channels:
+        raise FormatError(
+            f"damaged header: {channels} codebook channels for mode {mode!r}."
+        )
+    if not 1 <= n_codes <= max_codes:
+        raise FormatError(
+            f"damaged header: {n_codes} codes for mode {mode!r} (1..{max_codes})."
+        )
+    if bits != bits_per_code(n_codes):
+        raise FormatError(
+            f"damaged header: {bits} bits per code for {n_codes} codes, expected "
+            f"{bits_per_code(n_codes)}."
+        )
+    if coding_id not in _CODINGS:
+        raise FormatError(f"unsupported index coding {coding_id}.")
+    if n_frames < 1:
+        raise FormatError("damaged header: no frames.")
+    fields = dict(
+        width=width,
+        height=height,
+        mode=mode,
+        bits_per_code=bits,
+        coding=_CODINGS[coding_id].name,
+        n_frames=n_frames,
+        version=version,
+    )
+    return fields, (n_codes, channels)
+
+
+def _parse_codebook(data: bytes, shape: tuple[int, int]) -> np.ndarray:
+    n_codes, channels = shape
+    if len(data) != n_codes * channels:
+        raise FormatError(
+            f"damaged header: BOOK is {len(data)} bytes, expected {n_codes} codes "
+            f"x {channels} channels = {n_codes * channels}."
+        )
+    return np.frombuffer(data, np.uint8).reshape(n_codes, channels)
+
+
+def _parse_metadata(chunk_type: bytes, data: bytes):
+    if chunk_type != b"dens":
+        return data
+    if len(data) != _DENSITY.size:
+        raise FormatError(f"damaged 'dens' chunk: {len(data)} bytes, expected 16.")
+    return _DENSITY.unpack(data)
+
+
+def frame_offsets(file: BinaryIO, header: VqHeader) -> list[int]:
+    """File positions of the ``INDX`` chunk of every frame.
+
+    Walks the chunk headers after :attr:`VqHeader.index_offset` without
+    reading their data.
+
+    Parameters
+    ----------
+    file : binary file object
+        The file ``header`` was read from.
+    header : VqHeader
+
+    Returns
+    -------
+    list of int
+        ``header.n_frames`` offsets.
+
+    Raises
+    ------
+    FormatError
+        If the number of ``INDX`` chunks differs from ``header.n_frames`` or a
+        chunk is damaged; :class:`TruncatedFileError` if the file ends early.
+    """
+    reader = _ChunkReader(file)
+    file.seek(header.index_offset)
+    offsets = []
+    while True:
+        offset = file.tell()
+        chunk_type, length = reader.next_chunk()
+        if chunk_type == b"DONE":
+            if length:
+                raise FormatError(f"damaged DONE chunk: {length} bytes, expected 0.")
+            reader.read_data(chunk_type, length)  # its CRC
+            break
+        if chunk_type == b"INDX":
+            _check_index_length(header, length)
+            offsets.append(offset)
+        elif _is_critical(chunk_type):
+            raise FormatError(
+                f"unexpected critical chunk {_name(chunk_type)} among the frames."
+            )
+        reader.skip_data(chunk_type, length)
+    if len(offsets) != header.n_frames:
+        raise FormatError(
+            f"the header announces {header.n_frames} frames, the file holds "
+            f"{len(offsets)}."
+        )
+    return offsets
+
+
+def read_frame(
+    file: BinaryIO, header: VqHeader, offset: int | None = None, *, partial=False
+) -> np.ndarray:
+    """Decode the codes of one frame.
+
+    Parameters
+    ----------
+    file : binary file object
+        The file ``header`` was read from.
+    header : VqHeader
+    offset : int, optional
+        Position of the frame's ``INDX`` chunk (see :func:`frame_offsets`);
+        the first frame by default.
+    partial : bool, default=False
+        Decode a frame cut short by the end of the file, its missing codes
+        0, instead of raising :class:`TruncatedFileError`.
+
+    Returns
+    -------
+    ndarray of shape (height, width)
+        The codes, uint8 when ``n_codes <= 256``, else uint16.
+
+    Raises
+    ------
+    FormatError
+        If the chunk is damaged, its CRC does not match or a code is not
+        below ``n_codes``.
+    """
+    reader = _ChunkReader(file)
+    file.seek(header.index_offset if offset is None else offset)
+    chunk_type, length = reader.next_chunk()
+    if chunk_type != b"INDX":
+        raise FormatError(f"expected an INDX chunk, found {_name(chunk_type)}.")
+    _check_index_length(header, length)
+    data = reader.read_data(chunk_type, length, partial=partial)
+    decode = _CODINGS[CODINGS[header.coding]].decode
+    codes = decode(data, header.frame_pixels, header.bits_per_code, partial)
+    # Codes of b bits reach 2**b - 1, past the codebook unless K is 2**b.
+    if codes.size and int(codes.max()) >= header.n_codes:
+        raise FormatError(
+            f"damaged index data: code {int(codes.max())} is not below "
+            f"n_codes = {header.n_codes}."
+        )
+    dtype = np.uint8 if header.n_codes <= 256 else np.uint16
+    return codes.astype(dtype, copy=False).reshape(header.height, header.width)
+
+
+def read_vq(source) -> tuple[VqHeader, np.ndarray]:
+    """Read a whole .vq file: its header and the codes of every frame.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes or binary file object
+
+    Returns
+    -------
+    header : VqHeader
+    codes : ndarray of shape (n_frames, height, width)
+    """
+    with _open_source(source) as file:
+        header = read_header(file)
+        offsets = frame_offsets(file, header)
+        frames = [read_frame(file, header, offset) for offset in offsets]
+    return header, np.stack(frames)
+
+
+def verify_vq(source) -> VqHeader:
+    """Check a whole .vq file: structure, every CRC and every frame.
+
+    Unlike :func:`read_header`, unknown ancillary chunks are checked too.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes or binary file object
+
+    Returns
+    -------
+    VqHeader
+
+    Raises
+    ------
+    FormatError
+        On the first problem found.
+    """
+    with _open_source(source) as file:
+        start = file.tell()
+        header = read_header(file)
+        frame_offsets(file, header)  # the structure: frame count, DONE
+        file.seek(start + len(SIGNATURE))
+        reader = _ChunkReader(file)
+        chunk_type = None
+        while chunk_type != b"DONE":
+            offset = file.tell()
+            chunk_type, length = reader.next_chunk()
+            if chunk_type == b"INDX":
+                read_frame(file, header, offset)  # CRC and code range
+            else:
+                reader.read_data(chunk_type, length)
+    return header
+
+
+def read_info(source) -> VqInfo:
+    """Summarize a .vq file without decoding its pixels.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes or binary file object
+
+    Returns
+    -------
+    VqInfo
+
+    Examples
+    --------
+    >>> data = encode_vq(4, 2, "L", [[0], [255]], [[[0, 1, 1, 0], [1, 1, 0, 0]]])
+    >>> info = read_info(data)
+    >>> info.n_codes, info.bits_per_code, info.index_bytes
+    (2, 1, 1)
+    """
+    with _open_source(source) as file:
+        start = file.tell()
+        header = read_header(file)
+        offsets = frame_offsets(file, header)
+        reader = _ChunkReader(file)
+        index_bytes = 0
+        for offset in offsets:
+            file.seek(offset)
+            index_bytes += reader.next_chunk()[1]
+        file_size = reader.size - start
+    return VqInfo(
+        width=header.width,
+        height=header.height,
+        mode=header.mode,
+        n_codes=header.n_codes,
+        bits_per_code=header.bits_per_code,
+        coding=header.coding,
+        n_frames=header.n_frames,
+        file_size=file_size,
+        index_bytes=index_bytes,
+        bits_per_pixel=8 * file_size / (header.frame_pixels * header.n_frames),
+    )
+
+
+@contextmanager
+def _open_source(source) -> Iterator[BinaryIO]:
+    """A binary file for a path, bytes or an open file.
+
+    A file opened here is closed on exit; a caller's file is left open.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as file:
+            yield file
+    else:
+        yield source
