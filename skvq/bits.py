@@ -114,6 +114,11 @@ class BitReport:
         return bits_per_code(self.n_codes)
 
     @property
+    def _bits_per_code_text(self) -> str:
+        plural = "" if self.bits_per_code == 1 else "s"
+        return f"{self.bits_per_code} bit{plural} per code"
+
+    @property
     def index_bits(self) -> int:
         return self.n_samples * self.bits_per_code
 
@@ -164,7 +169,7 @@ class BitReport:
         vwidth = max(len(value) for _, value in rows)
         title = (
             f"{self.n_samples:,} samples x {self.n_features} values, "
-            f"K = {self.n_codes:,} ({self.bits_per_code} bits per code)"
+            f"K = {self.n_codes:,} ({self._bits_per_code_text})"
         )
         lines = [title]
         lines += [f"{label:<{width}}  {value:>{vwidth}}" for label, value in rows]
@@ -178,7 +183,7 @@ class BitReport:
         )
         caption = escape(
             f"{self.n_samples:,} samples x {self.n_features} values, "
-            f"K = {self.n_codes:,} ({self.bits_per_code} bits per code)"
+            f"K = {self.n_codes:,} ({self._bits_per_code_text})"
         )
         return (
             f"<table class='skvq-bit-report'><caption>{caption}</caption>"

@@ -1,0 +1,236 @@
+"""One codebook for a collection: partial_fit, shared codebooks, fit-codebook."""
+
+import io
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+import skvq  # noqa: F401  registers the .vq format
+from skvq import VectorQuantizer
+from skvq.cli import EXIT_FAILED, EXIT_OK, main
+
+
+@pytest.fixture(scope="module")
+def collection():
+    """Three different photos' pixels, as a collection of chunks."""
+    from sklearn.datasets import load_sample_image
+
+    china = load_sample_image("china.jpg")
+    flower = load_sample_image("flower.jpg")
+    return [
+        china[::2, ::2].reshape(-1, 3),
+        flower[::2, ::2].reshape(-1, 3),
+        china[1::2, 1::2].reshape(-1, 3),
+        flower[1::2, ::3].reshape(-1, 3),
+        china[::3, 1::2].reshape(-1, 3),
+    ]
+
+
+@pytest.mark.parametrize("n_clusters", [8, 32])
+def test_partial_fit_is_within_one_percent_of_fit(collection, n_clusters):
+    everything = np.concatenate(collection)
+    full = VectorQuantizer(n_clusters, random_state=0).fit(everything)
+    streamed = VectorQuantizer(n_clusters, random_state=0)
+    for chunk in collection:
+        streamed.partial_fit(chunk)
+    mse_full = -full.score(everything)
+    mse_streamed = -streamed.score(everything)
+    assert mse_streamed <= 1.01 * mse_full
+    assert streamed.codebook_.shape == (n_clusters, 3)
+
+
+def test_partial_fit_on_one_chunk_equals_fit(collection):
+    chunk = collection[0]
+    full = VectorQuantizer(16, random_state=0).fit(chunk)
+    streamed = VectorQuantizer(16, random_state=0).partial_fit(chunk)
+    np.testing.assert_array_equal(streamed.codebook_, full.codebook_)
+    assert streamed.inertia_ == pytest.approx(full.inertia_)
+
+
+def test_partial_fit_is_deterministic(collection):
+    books = []
+    for _ in range(2):
+        vq = VectorQuantizer(8, random_state=3)
+        for chunk in collection[:3]:
+            vq.partial_fit(chunk)
+        books.append(vq.codebook_)
+    np.testing.assert_array_equal(*books)
+
+
+def test_partial_fit_with_sample_weight_equals_repeated_samples():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(300, 3), dtype=np.uint8)
+    counts = rng.integers(1, 4, size=300)
+    weighted = VectorQuantizer(5, random_state=0)
+    repeated = VectorQuantizer(5, random_state=0)
+    for part in np.array_split(np.arange(300), 3):
+        weighted.partial_fit(X[part], sample_weight=counts[part])
+        repeated.partial_fit(np.repeat(X[part], counts[part], axis=0))
+    np.testing.assert_allclose(weighted.codebook_, repeated.codebook_)
+
+
+def test_partial_fit_starts_lossless_then_grows():
+    palette = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+    vq = VectorQuantizer(4, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="2 distinct rows"):
+        vq.partial_fit(np.repeat(palette, 10, axis=0))
+    assert vq.n_codes_ == 2
+    more = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    vq.partial_fit(np.repeat(more, 5, axis=0))
+    assert vq.n_codes_ == 4
+    assert vq.codebook_.shape == (4, 3)
+
+
+def test_partial_fit_rejects_a_different_number_of_features(collection):
+    vq = VectorQuantizer(4, random_state=0).partial_fit(collection[0])
+    with pytest.raises(ValueError, match="X has 4 features"):
+        vq.partial_fit(np.zeros((10, 4), np.uint8))
+
+
+def test_fit_discards_the_stream(collection):
+    vq = VectorQuantizer(4, random_state=0)
+    for chunk in collection[:2]:
+        vq.partial_fit(chunk)
+    streamed_size = len(pickle.dumps(vq))
+    vq.fit(collection[0])
+    assert len(pickle.dumps(vq)) < 2_000 < streamed_size
+
+
+def test_partial_fit_state_is_bounded_by_the_colors_not_the_pixels(collection):
+    vq = VectorQuantizer(4, random_state=0)
+    vq.partial_fit(collection[0])
+    size_once = len(pickle.dumps(vq))
+    for _ in range(3):  # the same colors again: more pixels, no new state
+        vq.partial_fit(collection[0])
+    assert len(pickle.dumps(vq)) == size_once
+
+
+def test_partial_fit_on_float_data_uses_mini_batches():
+    rng = np.random.default_rng(0)
+    centers = rng.uniform(0, 1, size=(6, 2))
+    X = centers[rng.integers(0, 6, 3000)] + rng.normal(0, 0.01, size=(3000, 2))
+    full = VectorQuantizer(6, random_state=0).fit(X)
+    streamed = VectorQuantizer(6, random_state=0)
+    for chunk in np.array_split(X, 10):
+        streamed.partial_fit(chunk)
+    assert streamed.n_iter_ == 10  # one mini-batch step per chunk
+    assert -streamed.score(X) <= 1.1 * -full.score(X)
+
+
+# -- shared codebooks in .vq files ---------------------------------------------
+
+
+def _fitted_book(collection, k=16):
+    vq = VectorQuantizer(k, random_state=0)
+    for chunk in collection:
+        vq.partial_fit(chunk)
+    return vq
+
+
+def test_images_saved_with_a_shared_codebook(tmp_path, collection, china):
+    book = _fitted_book(collection)
+    palette = np.clip(np.rint(book.codebook_), 0, 255).astype(np.uint8)
+    for i, crop in enumerate([china[:50, :70], china[200:260, 300:390]]):
+        path = tmp_path / f"{i}.vq"
+        Image.fromarray(crop).save(path, codebook=book)
+        with Image.open(path) as image:
+            assert image.mode == "P"
+            stored = np.array(image.getpalette()[: 3 * 16], np.uint8).reshape(16, 3)
+            np.testing.assert_array_equal(stored, palette)
+            codes = np.asarray(image)
+        expected = book.transform(crop.reshape(-1, 3)).reshape(crop.shape[:2])
+        np.testing.assert_array_equal(codes, expected)
+
+
+def test_shared_codebook_needs_matching_channels(collection, china):
+    book = _fitted_book(collection, k=4)
+    rgba = Image.fromarray(china[:10, :10]).convert("RGBA")
+    with pytest.raises(ValueError, match=r"fitted on 3 channels but the image has 4"):
+        rgba.save(io.BytesIO(), format="VQ", codebook=book)
+
+
+@pytest.mark.parametrize(
+    ("book", "error", "message"),
+    [
+        (np.zeros((4, 3)), ValueError, "must be a fitted skvq.VectorQuantizer"),
+        (VectorQuantizer(4), NotFittedError, "not fitted yet"),
+    ],
+)
+def test_shared_codebook_must_be_a_fitted_quantizer(china, book, error, message):
+    with pytest.raises(error, match=message):
+        Image.fromarray(china[:10, :10]).save(io.BytesIO(), format="VQ", codebook=book)
+
+
+@pytest.fixture
+def photo_dir(tmp_path, china):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(china[120 * i : 120 * i + 60, 100:180]).save(
+            folder / f"{i}.png"
+        )
+    return folder
+
+
+def test_cli_fit_codebook_then_encode_with_it(tmp_path, photo_dir, capsys):
+    book_path = tmp_path / "book.joblib"
+    status = main(["fit-codebook", str(photo_dir), "-k", "8", "-o", str(book_path)])
+    assert status == EXIT_OK
+    assert (
+        "fitted K = 8 RGB colors on 3 images (14,400 pixels)" in capsys.readouterr().out
+    )
+    book = joblib.load(book_path)
+    assert isinstance(book, VectorQuantizer) and book.n_codes_ == 8
+    out = tmp_path / "out"
+    args = ["encode", str(photo_dir), "-o", str(out), "--codebook", str(book_path)]
+    assert main(args) == EXIT_OK
+    palettes = set()
+    for path in sorted(out.iterdir()):
+        with (
+            Image.open(path) as image,
+            Image.open(photo_dir / f"{path.stem}.png") as src,
+        ):
+            palettes.add(bytes(image.getpalette()[:24]))
+            pixels = np.asarray(src).reshape(-1, 3)
+            codes = np.asarray(image).reshape(-1, 1)
+            np.testing.assert_array_equal(codes, book.transform(pixels))
+    assert len(palettes) == 1  # one codebook for the whole collection
+
+
+def test_cli_fit_codebook_is_close_to_fitting_all_pixels(tmp_path, photo_dir):
+    book_path = tmp_path / "book.joblib"
+    assert main(["fit-codebook", str(photo_dir), "-k", "8", "-o", str(book_path)]) == 0
+    pixels = np.concatenate(
+        [np.asarray(Image.open(p)).reshape(-1, 3) for p in sorted(photo_dir.iterdir())]
+    )
+    full = VectorQuantizer(8, random_state=0).fit(pixels)
+    assert -joblib.load(book_path).score(pixels) <= 1.01 * -full.score(pixels)
+
+
+def test_cli_rejects_a_file_that_is_not_a_codebook(tmp_path, photo_dir, capsys):
+    not_a_book = tmp_path / "book.joblib"
+    joblib.dump({"codebook": [1, 2, 3]}, not_a_book)
+    args = ["encode", str(photo_dir), "-o", str(tmp_path / "o"), "--codebook"]
+    assert main([*args, str(not_a_book)]) == EXIT_FAILED
+    assert "not a codebook file (holds a dict" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.joblib"
+    garbage.write_bytes(b"\x00garbage")
+    assert main([*args, str(garbage)]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.startswith(f"skvq: error: {garbage}: ") and "Traceback" not in err
+
+
+def test_cli_fit_codebook_does_not_overwrite(tmp_path, photo_dir, capsys):
+    book_path = tmp_path / "book.joblib"
+    book_path.write_bytes(b"old")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        status = main(["fit-codebook", str(photo_dir), "-o", str(book_path)])
+    assert status == EXIT_FAILED
+    assert "already exists" in capsys.readouterr().err
+    assert book_path.read_bytes() == b"old"
