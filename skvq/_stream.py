@@ -13,20 +13,17 @@ class ColorStream:
 
     Keeps the weighted distinct rows seen so far (a color histogram: its size
     is bounded by the number of possible colors, not by the number of
-    pixels) and fits the codebook on it. Seeding from scratch every chunk
-    would cost a full fit per chunk; Lloyd warm-started from the previous
-    codebook is cheap but can stay in the previous data's local optimum, so
-    the seeding is redone whenever the weight seen has doubled: O(log n)
-    full fits over a stream of n samples, and the last one saw at least
-    half of the data.
+    pixels) and fits the codebook on all of it at every update, exactly as
+    ``fit`` would on every sample seen. Warm-starting from the previous
+    codebook would be cheaper but stays in the optimum of the data seen
+    first, which is measurably worse when the chunks differ (images of a
+    collection).
     """
 
     def __init__(self, params):
         self.params = params
         self.rows = None
         self.weights = None
-        self.seeded_weight = 0.0
-        self.codebook = None
 
     def update(self, X, sample_weight):
         rows, weights = _kmeans.unique_rows(X, sample_weight)
@@ -37,30 +34,16 @@ class ColorStream:
             )
         keep = weights > 0
         self.rows, self.weights = rows[keep], weights[keep]
-        total = float(self.weights.sum())
-        n_clusters = self.params["n_clusters"]
-        warm = (
-            self.codebook is not None
-            and len(self.codebook) == n_clusters
-            and total < 2 * self.seeded_weight
-        )
-        if warm:
-            init, n_init = self.codebook, 1
-        else:
-            init, n_init = self.params["init"], self.params["n_init"]
-            self.seeded_weight = total
-        codebook, inertia, n_iter = _kmeans.fit_codebook(
+        return _kmeans.fit_codebook(
             self.rows,
             self.weights,
-            n_clusters,
-            init=init,
-            n_init=n_init,
+            self.params["n_clusters"],
+            init=self.params["init"],
+            n_init=self.params["n_init"],
             max_iter=self.params["max_iter"],
             tol=self.params["tol"],
             random_state=self.params["random_state"],
         )
-        self.codebook = codebook
-        return codebook, inertia, n_iter
 
 
 class MiniBatchStream:

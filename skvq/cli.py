@@ -19,6 +19,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 _SAMPLE_IMAGES = ("china.jpg", "flower.jpg")
+# Pixels per partial_fit call in fit-codebook (48 MB of RGB).
+_CHUNK_PIXELS = 1 << 24
 
 
 class CommandError(Exception):
@@ -149,14 +151,20 @@ def _fit_codebook(args):
         raise CommandError(str(error)) from None
     quantizer = VectorQuantizer(args.k, random_state=args.random_state)
     n_pixels = 0
+    pending = []  # images not yet given to partial_fit
     for path in tqdm(inputs, desc="fitting", unit="file", disable=not _on_terminal()):
-        # Streamed one image at a time, so memory does not grow with the set.
         with Image.open(path) as image:
             for frame in ImageSequence.Iterator(image):
                 pixels = np.asarray(frame.convert(args.mode))
-                pixels = pixels.reshape(-1, len(args.mode))
-                quantizer.partial_fit(pixels)
-                n_pixels += len(pixels)
+                pending.append(pixels.reshape(-1, len(args.mode)))
+                n_pixels += len(pending[-1])
+        # Each partial_fit refits on the colors seen so far: group small
+        # images into chunks of bounded size rather than one call per image.
+        if sum(map(len, pending)) >= _CHUNK_PIXELS:
+            quantizer.partial_fit(np.concatenate(pending))
+            pending = []
+    if pending:
+        quantizer.partial_fit(np.concatenate(pending))
     with atomic_write(args.output, overwrite=args.force) as fp:
         joblib.dump(quantizer, fp)
     print(

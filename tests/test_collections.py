@@ -32,16 +32,17 @@ def collection():
 
 
 @pytest.mark.parametrize("n_clusters", [8, 32])
-def test_partial_fit_is_within_one_percent_of_fit(collection, n_clusters):
+def test_partial_fit_equals_fit_on_the_whole_set(collection, n_clusters):
     everything = np.concatenate(collection)
     full = VectorQuantizer(n_clusters, random_state=0).fit(everything)
     streamed = VectorQuantizer(n_clusters, random_state=0)
     for chunk in collection:
         streamed.partial_fit(chunk)
+    # The issue asks for 1% of the distortion; the stream gives exactly fit's.
     mse_full = -full.score(everything)
     mse_streamed = -streamed.score(everything)
     assert mse_streamed <= 1.01 * mse_full
-    assert streamed.codebook_.shape == (n_clusters, 3)
+    np.testing.assert_array_equal(streamed.codebook_, full.codebook_)
 
 
 def test_partial_fit_on_one_chunk_equals_fit(collection):
@@ -202,14 +203,20 @@ def test_cli_fit_codebook_then_encode_with_it(tmp_path, photo_dir, capsys):
     assert len(palettes) == 1  # one codebook for the whole collection
 
 
-def test_cli_fit_codebook_is_close_to_fitting_all_pixels(tmp_path, photo_dir):
+@pytest.mark.parametrize("chunk_pixels", [1, 5_000, 1 << 24])
+def test_cli_fit_codebook_equals_fitting_all_pixels(
+    tmp_path, photo_dir, monkeypatch, chunk_pixels
+):
+    # One partial_fit per image, per two images, or one for the whole set.
+    monkeypatch.setattr("skvq.cli._CHUNK_PIXELS", chunk_pixels)
     book_path = tmp_path / "book.joblib"
     assert main(["fit-codebook", str(photo_dir), "-k", "8", "-o", str(book_path)]) == 0
-    pixels = np.concatenate(
-        [np.asarray(Image.open(p)).reshape(-1, 3) for p in sorted(photo_dir.iterdir())]
-    )
-    full = VectorQuantizer(8, random_state=0).fit(pixels)
-    assert -joblib.load(book_path).score(pixels) <= 1.01 * -full.score(pixels)
+    images = []
+    for path in sorted(photo_dir.iterdir()):
+        with Image.open(path) as image:
+            images.append(np.asarray(image).reshape(-1, 3))
+    full = VectorQuantizer(8, random_state=0).fit(np.concatenate(images))
+    np.testing.assert_array_equal(joblib.load(book_path).codebook_, full.codebook_)
 
 
 def test_cli_rejects_a_file_that_is_not_a_codebook(tmp_path, photo_dir, capsys):
