@@ -6,6 +6,7 @@ A scikit-learn transformer (:class:`VectorQuantizer`), exact bit accounting
 
 from .bits import BitReport, bits_per_code
 from .image import QuantizedImage, quantize_image, segment_image
+from .io import save
 from .pillow_plugin import register  # importing registers the .vq format
 from .quantizer import VectorQuantizer, code_dtype
 
@@ -20,5 +21,6 @@ __all__ = [
     "code_dtype",
     "quantize_image",
     "register",
+    "save",
     "segment_image",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 
 __all__ = ["atomic_write"]
 
@@ -36,7 +36,7 @@ def atomic_write(path, *, overwrite=False):
     if not overwrite and os.path.lexists(path):
         raise FileExistsError(f"{path} already exists")
     directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(directory, name)
     try:
         with os.fdopen(fd, "wb") as fp:
             yield fp
@@ -50,6 +50,22 @@ def atomic_write(path, *, overwrite=False):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _create_temporary(directory, name):
+    """A new file ``.<name>.<random>.tmp`` in ``directory``, open for writing.
+
+    Not :func:`tempfile.mkstemp`: its files are private (mode 0600), and the
+    final file should get the permissions ``open()`` would give it (0666
+    minus the umask, applied here by the system).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # a name taken by another writer: draw again
+            continue
 
 
 def _rename_without_clobbering(src, dst):
