@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._atomic import atomic_write
+from .io import save
 
 __all__ = [
     "FileResult",
@@ -212,21 +212,25 @@ def _encode_file(source, target, options, overwrite):
 
     with Image.open(source) as image:
         save_all = getattr(image, "n_frames", 1) > 1
-        with atomic_write(target, overwrite=overwrite) as fp:
-            image.save(fp, format="VQ", save_all=save_all, **options)
+        save(
+            image,
+            target,
+            overwrite=overwrite,
+            format="VQ",
+            save_all=save_all,
+            **options,
+        )
 
 
 def _decode_file(source, target, overwrite):
     from PIL import Image
 
     image_format = Image.registered_extensions().get(Path(target).suffix.lower())
-    if image_format is None:
-        raise ValueError(f"unknown output format for {target}")
     with Image.open(source) as image:
         image.load()
+        # Every frame where the target format can hold them (PNG can).
         save_all = getattr(image, "n_frames", 1) > 1 and image_format in Image.SAVE_ALL
-        with atomic_write(target, overwrite=overwrite) as fp:
-            image.save(fp, format=image_format, save_all=save_all)
+        save(image, target, overwrite=overwrite, save_all=save_all)
 
 
 def _remove_leftover_temporaries(targets):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 __all__ = ["main"]
 
@@ -209,8 +208,8 @@ def _demo(args):
     from PIL import Image
     from sklearn.datasets import load_sample_image
 
-    from ._atomic import atomic_write
     from .image import quantize_image
+    from .io import save
     from .metrics import psnr
 
     original = load_sample_image(args.image)
@@ -218,11 +217,7 @@ def _demo(args):
     print(f"{args.image} quantized to K = {args.k} colors")
     print(result.report)
     print(f"PSNR: {psnr(original, result.reconstruction):.2f} dB")
-    image_format = Image.registered_extensions().get(Path(args.output).suffix.lower())
-    if image_format is None:
-        raise CommandError(f"unknown output format for {args.output}")
-    with atomic_write(args.output, overwrite=True) as fp:
-        Image.fromarray(result.reconstruction).save(fp, format=image_format)
+    save(Image.fromarray(result.reconstruction), args.output, overwrite=True)
     print(f"wrote {args.output}")
     return EXIT_OK
 
@@ -277,7 +272,7 @@ def _build_parser():
     encode.add_argument(
         "--random-state", type=int, default=0, help="K-Means seed (default 0)"
     )
-    encode.add_argument("--coding", help="index coding (default: the format's)")
+    encode.add_argument("--coding", help="index coding: auto (default), raw, zstd, bz2")
     encode.add_argument(
         "--codebook",
         metavar="BOOK",
