@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _kmeans
+from ._stream import ColorStream, MiniBatchStream
 from .bits import BitReport
 
 __all__ = ["VectorQuantizer", "code_dtype"]
@@ -29,7 +30,7 @@ _MAX_CODES = 2**32
 
 
 def code_dtype(n_codes: int) -> np.dtype:
-    """Smallest unsigned integer dtype that holds the codes ``0 .. n_codes - 1``.
+    """Smallest unsigned integer dtype that holds the codes 0 to ``n_codes - 1``.
 
     Parameters
     ----------
@@ -62,7 +63,9 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     K-Means runs on the distinct rows of ``X`` weighted by their counts:
     the same objective and the same fixed points as K-Means on every sample,
-    much faster on images, whose colors repeat.
+    much faster on images, whose colors repeat. For 8-bit data of up to four
+    channels, the seeding and the first Lloyd iterations run on coarse color
+    histograms, and exact passes over the distinct colors finish the job.
 
     Parameters
     ----------
@@ -73,20 +76,26 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Seeding of the centroids.
     n_init : "auto" or int, default="auto"
         Number of seedings tried; the one with the lowest inertia is kept.
-        ``"auto"`` is 1 for k-means++ and 10 for random, as in KMeans.
+        ``"auto"`` is 1 for k-means++ and 10 for random, as in KMeans. For
+        8-bit data the seedings are compared on the coarsest color histogram.
     max_iter : int, default=300
-        Maximum number of Lloyd iterations per seeding.
-    tol : float, default=1e-4
-        Relative tolerance on the centroid shift to declare convergence.
-        ``tol=0`` iterates until the assignment no longer changes, when the
-        codebook is an exact fixed point of Lloyd's iteration.
+        Maximum number of Lloyd iterations per seeding and per histogram
+        resolution.
+    tol : float, default=0.0
+        Relative tolerance on the centroid shift to declare convergence: the
+        iteration stops when the squared shifts summed over the centroids are
+        at most ``tol`` times the mean variance of the features, as in
+        KMeans. The default ``tol=0`` iterates until no sample changes
+        cluster (or ``max_iter``): the codebook is then a fixed point of
+        Lloyd's iteration, each codeword the mean of its samples and each
+        sample at its nearest codeword.
     random_state : int, RandomState instance or None, default=None
         Seed of the centroid initialization. Pass an int for reproducible
         codebooks.
 
     Attributes
     ----------
-    codebook_ : ndarray of shape (n_codes, n_features_in_)
+    codebook_ : ndarray of shape (n_codes, `n_features_in_`)
         The centroids. ``n_codes == n_clusters`` unless the data has fewer
         distinct rows.
     n_codes_ : int
@@ -95,10 +104,11 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Sum of squared distances of the training samples to their codeword,
         weighted by ``sample_weight``.
     n_iter_ : int
-        Lloyd iterations run by the retained seeding.
+        Lloyd iterations run by the last, exact stage (over all the distinct
+        rows of ``X``).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also
@@ -136,7 +146,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         init="k-means++",
         n_init="auto",
         max_iter=300,
-        tol=1e-4,
+        tol=0.0,
         random_state=None,
     ):
         self.n_clusters = n_clusters
@@ -178,20 +188,70 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             tol=self.tol,
             random_state=self.random_state,
         )
+        self.__dict__.pop("_stream", None)
+        self._set_codebook(codebook, inertia, n_iter)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the codebook with one more chunk of samples.
+
+        Streams a collection that does not fit in memory: call it once per
+        chunk (an image, a tile, a frame). The state kept between calls does
+        not grow with the number of samples:
+
+        - 8-bit data (``uint8``): the weighted distinct rows seen so far,
+          at most ``2**(8 * n_features)`` and in practice the number of
+          distinct colors. Each call refits the codebook on all of them, so
+          after the last chunk the codebook is exactly that of ``fit`` on
+          the whole set. Each call costs about one ``fit`` on the colors
+          seen so far: pass large chunks (whole images, not rows).
+        - Other data: mini-batch K-Means updates, by scikit-learn's
+          :class:`~sklearn.cluster.MiniBatchKMeans`, an approximation.
+
+        A call to :meth:`fit` discards the stream; the first
+        ``partial_fit`` after ``fit`` starts a new one.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One chunk of samples.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample.
+
+        Returns
+        -------
+        self : VectorQuantizer
+            The updated estimator.
+        """
+        first_call = not hasattr(self, "_stream")
+        X = validate_data(self, X, dtype="numeric", reset=first_call)
+        X = _as_supported_dtype(X)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if first_call:
+            stream = ColorStream if X.dtype == np.uint8 else MiniBatchStream
+            self._stream = stream(self.get_params())
+        codebook, inertia, n_iter = self._stream.update(X, sample_weight)
+        self._set_codebook(codebook, inertia, n_iter)
+        return self
+
+    def _set_codebook(self, codebook, inertia, n_iter):
         if len(codebook) < self.n_clusters:
             warnings.warn(
                 f"X has {len(codebook)} distinct rows, fewer than "
                 f"n_clusters={self.n_clusters}: the codebook is those rows and "
                 "quantization is lossless.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         self.codebook_ = codebook
         self.n_codes_ = len(codebook)
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         self._n_features_out = 1
-        return self
 
     def transform(self, X):
         """Replace each sample by the index of its nearest codebook row.
@@ -209,7 +269,9 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype="numeric", reset=False)
-        codes, _ = _kmeans.assign(_as_supported_dtype(X), self.codebook_)
+        codes, _ = _kmeans.assign(
+            _as_supported_dtype(X), self.codebook_, return_distance=False
+        )
         return codes.astype(code_dtype(self.n_codes_)).reshape(-1, 1)
 
     def inverse_transform(self, X):
@@ -222,7 +284,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         Returns
         -------
-        ndarray of shape (n_samples, n_features_in_)
+        ndarray of shape (n_samples, `n_features_in_`)
             The codebook row of each code.
         """
         check_is_fitted(self)

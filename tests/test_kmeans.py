@@ -1,0 +1,192 @@
+"""Tests of the exact K-Means engine: fixed points, determinism, equivalences."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.datasets import load_sample_image
+
+from skvq import VectorQuantizer, _kmeans
+
+
+def brute_sq_distances(X, codebook):
+    X = np.asarray(X, dtype=np.float64)
+    return ((X[:, None, :] - codebook[None, :, :]) ** 2).sum(axis=2)
+
+
+def assert_lloyd_fixed_point(X, codebook, codes):
+    """Each sample is at a nearest codeword, each codeword the mean of its samples.
+
+    "To rounding": distances may tie within 1e-9 (relative to the largest
+    squared distance), and means agree to 1e-9 of the data range.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    sq = brute_sq_distances(X, codebook)
+    own = sq[np.arange(len(X)), codes]
+    np.testing.assert_array_less(own - sq.min(axis=1), 1e-9 * sq.max() + 1e-12)
+    counts = np.bincount(codes, minlength=len(codebook))
+    assert counts.min() > 0, "every codeword has samples"
+    means = np.stack(
+        [np.bincount(codes, weights=X[:, j]) / counts for j in range(X.shape[1])],
+        axis=1,
+    )
+    np.testing.assert_allclose(codebook, means, rtol=0, atol=1e-9 * np.ptp(X))
+
+
+@pytest.fixture(scope="module")
+def flower():
+    return load_sample_image("flower.jpg")
+
+
+@pytest.mark.parametrize("n_clusters", [2, 7, 32, 128])
+@pytest.mark.parametrize("photo", ["china", "flower"])
+def test_fit_is_a_lloyd_fixed_point_on_photo_crops(photo, n_clusters, china, flower):
+    image = {"china": china, "flower": flower}[photo]
+    crop = image[150:230, 200:320]  # 9,600 pixels, thousands of distinct colors
+    pixels = crop.reshape(-1, 3)
+    vq = VectorQuantizer(n_clusters, random_state=0).fit(pixels)  # tol=0
+    assert vq.n_codes_ == n_clusters
+    codes = vq.transform(pixels)[:, 0].astype(np.intp)
+    assert_lloyd_fixed_point(pixels, vq.codebook_, codes)
+    sq = brute_sq_distances(pixels, vq.codebook_)
+    assert vq.inertia_ == pytest.approx(sq[np.arange(len(pixels)), codes].sum())
+
+
+def test_fixed_point_when_the_coarse_seeding_is_used(china):
+    # Enough distinct colors that the seeding runs on the coarse histogram.
+    pixels = china[100:300, 100:400].reshape(-1, 3)
+    rows, _ = _kmeans.unique_rows(pixels)
+    cells, _ = _kmeans._cell_means(rows, np.ones(len(rows)), _kmeans._GRID_BITS)
+    assert len(rows) >= _kmeans._MIN_COARSENING * len(cells)
+    vq = VectorQuantizer(16, random_state=0).fit(pixels)
+    codes = vq.transform(pixels)[:, 0].astype(np.intp)
+    assert_lloyd_fixed_point(pixels, vq.codebook_, codes)
+
+
+def test_positive_tol_stops_earlier(china):
+    pixels = china[100:300, 100:400].reshape(-1, 3)
+    exact = VectorQuantizer(16, random_state=0).fit(pixels)
+    early = VectorQuantizer(16, tol=1e-2, random_state=0).fit(pixels)
+    assert early.n_iter_ < exact.n_iter_
+
+
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_fixed_point_grayscale_and_alpha(small_photo, channels):
+    if channels == 4:
+        alpha = np.add.outer(np.arange(40), np.arange(60)).astype(np.uint8)
+        pixels = np.dstack([small_photo, alpha]).reshape(-1, 4)
+    else:
+        pixels = small_photo[:, :, :channels].reshape(-1, channels)
+    vq = VectorQuantizer(8, tol=0, random_state=0).fit(pixels)
+    codes = vq.transform(pixels)[:, 0].astype(np.intp)
+    assert_lloyd_fixed_point(pixels, vq.codebook_, codes)
+
+
+def test_same_random_state_same_codebook_and_codes(china):
+    pixels = china[::2, ::2].reshape(-1, 3)
+    fits = [VectorQuantizer(32, random_state=7).fit(pixels) for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].codebook_, fits[1].codebook_)
+    np.testing.assert_array_equal(fits[0].transform(pixels), fits[1].transform(pixels))
+    other = VectorQuantizer(32, random_state=8).fit(pixels)
+    assert not np.array_equal(fits[0].codebook_, other.codebook_)
+
+
+def test_uint8_and_float_inputs_agree(small_photo):
+    pixels = small_photo.reshape(-1, 3)
+    as_uint8 = VectorQuantizer(16, tol=0, random_state=0).fit(pixels)
+    as_float = VectorQuantizer(16, tol=0, random_state=0).fit(pixels.astype(float))
+    np.testing.assert_allclose(as_uint8.codebook_, as_float.codebook_, atol=1e-9)
+    np.testing.assert_array_equal(
+        as_uint8.transform(pixels), as_float.transform(pixels.astype(float))
+    )
+
+
+def test_weights_are_repeats(small_photo):
+    pixels = small_photo.reshape(-1, 3)
+    rows, counts = _kmeans.unique_rows(pixels)
+    repeated = VectorQuantizer(8, random_state=0).fit(pixels)
+    weighted = VectorQuantizer(8, random_state=0).fit(rows, sample_weight=counts)
+    np.testing.assert_allclose(repeated.codebook_, weighted.codebook_)
+    assert repeated.inertia_ == pytest.approx(weighted.inertia_)
+
+
+def test_fewer_distinct_rows_than_clusters_gives_those_rows():
+    X = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 0]], dtype=np.uint8)
+    codebook, inertia, n_iter = _kmeans.fit_codebook(
+        X, None, 4, init="k-means++", n_init=1, max_iter=10, tol=0, random_state=0
+    )
+    np.testing.assert_array_equal(codebook, [[0, 0, 0], [255, 0, 0]])
+    assert (inertia, n_iter) == (0.0, 0)
+
+
+uint8_rows = st.integers(1, 4).flatmap(
+    lambda d: arrays(
+        np.uint8,
+        st.tuples(st.integers(1, 300), st.just(d)),
+        elements=st.integers(0, 255) | st.sampled_from([0, 17, 128, 255]),
+    )
+)
+
+
+@given(X=uint8_rows, data=st.data())
+def test_unique_rows_counts_every_sample(X, data):
+    weights = data.draw(
+        st.none() | arrays(np.float64, len(X), elements=st.floats(0, 10))
+    )
+    rows, summed = _kmeans.unique_rows(X, weights)
+    expected_rows, inverse = np.unique(X, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(rows, expected_rows)
+    expected = np.bincount(inverse.reshape(-1), weights=weights)
+    np.testing.assert_allclose(summed, expected)
+
+
+@given(X=uint8_rows, k=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_assign_finds_a_nearest_codeword(X, k, seed):
+    rng = np.random.default_rng(seed)
+    codebook = rng.uniform(-20, 275, size=(k, X.shape[1]))
+    for data in (X, X.astype(np.float64)):
+        codes, sq_dist = _kmeans.assign(data, codebook)
+        sq = brute_sq_distances(X, codebook)
+        np.testing.assert_allclose(sq_dist, sq.min(axis=1), rtol=1e-9, atol=1e-9)
+        own = sq[np.arange(len(X)), codes]
+        np.testing.assert_allclose(own, sq.min(axis=1), rtol=1e-9, atol=1e-9)
+
+
+@given(seed=st.integers(0, 2**16), k=st.integers(1, 300))
+def test_grid_search_matches_brute_force_on_many_colors(seed, k):
+    rng = np.random.default_rng(seed)
+    # Clustered colors, some exactly on codewords, as in photos.
+    centers = rng.integers(0, 256, size=(k, 3)).astype(np.float64)
+    X = np.clip(
+        centers[rng.integers(0, k, 3000)] + rng.normal(0, 12, (3000, 3)), 0, 255
+    ).astype(np.uint8)
+    codes, sq_dist = _kmeans.assign(X, centers)
+    sq = brute_sq_distances(X, centers)
+    np.testing.assert_allclose(sq_dist, sq.min(axis=1), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        sq[np.arange(len(X)), codes], sq.min(axis=1), rtol=1e-9, atol=1e-9
+    )
+
+
+@given(X=uint8_rows, k=st.integers(1, 6), seed=st.integers(0, 100))
+def test_weighted_distinct_objective_is_the_full_objective(X, k, seed):
+    codebook, inertia, _ = _kmeans.fit_codebook(
+        X, None, k, init="k-means++", n_init=1, max_iter=50, tol=0, random_state=seed
+    )
+    codes, sq_dist = _kmeans.assign(X, codebook)
+    assert inertia == pytest.approx(sq_dist.sum(), rel=1e-9, abs=1e-6)
+    if len(codebook) == k and inertia > 0:
+        assert_lloyd_fixed_point(X, codebook, codes.astype(np.intp))
+
+
+def test_transform_of_a_large_image_uses_the_lookup_table(china):
+    # More distinct keys than fit a dense table would be wrong for 4 channels.
+    rgba = np.dstack([china, np.full(china.shape[:2], 200, np.uint8)])
+    pixels = rgba.reshape(-1, 4)
+    vq = VectorQuantizer(4, random_state=0).fit(pixels[::50])
+    codes = vq.transform(pixels)[:, 0]
+    sq = brute_sq_distances(pixels[::97], vq.codebook_)
+    np.testing.assert_allclose(
+        sq[np.arange(len(sq)), codes[::97]], sq.min(axis=1), rtol=1e-9
+    )
