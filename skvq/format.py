@@ -1,8 +1,12 @@
-"""Reading and writing the .vq image file format, version 1.
+"""Reading and writing the .vq image file format, version 1 (spec revision 1.1).
 
 The byte layout is specified in ``docs/format.md``; this module is that
-specification in code and needs nothing but numpy and the standard library
-(the Pillow glue lives in :mod:`skvq.pillow_plugin`).
+specification in code and needs nothing but numpy, the standard library and
+``zstandard`` (the Pillow glue lives in :mod:`skvq.pillow_plugin`).
+
+Index codings: "raw" packs each code in ``ceil(log2 K)`` bits; "zstd" and
+"bz2" store runs of equal codes as two compressed streams (run-start flags
+and run codes), usually smaller than an optimized PNG-8 of the same pixels.
 
 A .vq file is a signature followed by chunks, as in PNG: a 4-byte length, a
 4-byte type, the data and a CRC32 of type and data. ``HEAD`` holds the image
@@ -17,6 +21,7 @@ read or allocate anything sized by it, verify every CRC they read and raise
 
 from __future__ import annotations
 
+import bz2
 import io
 import os
 import struct
@@ -27,18 +32,23 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
 import numpy as np
+import zstandard
 
+from ._atomic import atomic_write
 from .bits import bits_per_code
 
 __all__ = [
+    "AUTO_CODINGS",
     "CODINGS",
     "MAX_CHUNK_LENGTH",
     "MAX_CODES",
     "MAX_DIMENSION",
+    "MAX_PIXELS",
     "MODES",
     "SIGNATURE",
     "VERSION",
     "FormatError",
+    "PixelLimitError",
     "TruncatedFileError",
     "VqHeader",
     "VqInfo",
@@ -65,6 +75,12 @@ MAX_CODES = 65_536
 #: Largest width or height, and largest chunk data length (as in PNG).
 MAX_DIMENSION = 2**31 - 1
 MAX_CHUNK_LENGTH = 2**31 - 1
+#: Default limit of the readers that decode pixels: frames of more pixels
+#: raise :class:`PixelLimitError` before anything is allocated for them. With
+#: ``K = 1`` no index data backs the size a header announces, so without a
+#: limit a 100-byte file could ask for terabytes (Pillow's
+#: ``Image.MAX_IMAGE_PIXELS`` plays this role for ``Image.open``).
+MAX_PIXELS = 2**28
 
 #: Source modes: mode name -> (id stored in HEAD, allowed codebook channels,
 #: largest codebook). "1" and "P" are stored as their colors: gray levels
@@ -81,6 +97,8 @@ _MODE_NAMES = {mode_id: name for name, (mode_id, _, _) in MODES.items()}
 
 
 _CHUNK_HEAD = struct.Struct(">I4s")  # length, type
+# Unknown chunks are CRC-checked in blocks of this size, never read whole.
+_CHECK_BLOCK = 1 << 16
 _CRC = struct.Struct(">I")
 _HEAD = struct.Struct(">BIIBBIBBI")
 _DENSITY = struct.Struct(">dd")
@@ -95,6 +113,10 @@ class FormatError(OSError):
 
 class TruncatedFileError(FormatError):
     """The file ends before the data its chunks announce."""
+
+
+class PixelLimitError(FormatError):
+    """The file announces more pixels than the reader's ``max_pixels``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,7 +134,7 @@ class VqHeader:
     bits_per_code : int
         ``ceil(log2(n_codes))``.
     coding : str
-        Index coding, "raw" in version 1.
+        Index coding: one of :data:`CODINGS`.
     n_frames : int
         Number of frames.
     metadata : dict
@@ -289,6 +311,8 @@ def unpack_codes(data, bits: int, count: int) -> np.ndarray:
         return np.zeros(count, dtype)
     if bits == 8:
         return stream[:count].copy()
+    if bits == 4:  # the run codings' common case: two codes a byte
+        return np.stack([stream >> 4, stream & 15], axis=1).ravel()[:count]
     if bits == 16:
         return stream[: 2 * count].view(">u2").astype(np.uint16)
     codes = np.empty(count, dtype)
@@ -330,7 +354,10 @@ def _encode_raw(codes: np.ndarray, bits: int) -> bytes:
     return pack_codes(codes, bits)
 
 
-def _decode_raw(data: bytes, n_pixels: int, bits: int, partial: bool) -> np.ndarray:
+def _decode_raw(
+    data: bytes, shape: tuple[int, int], bits: int, partial: bool
+) -> np.ndarray:
+    n_pixels = shape[0] * shape[1]
     if len(data) == _raw_index_size(n_pixels, bits):
         return unpack_codes(data, bits, n_pixels)
     # A truncated stream (partial): the whole codes present, then zeros.
@@ -344,23 +371,182 @@ class _Coding(NamedTuple):
     """How one index coding encodes and decodes a frame's codes."""
 
     name: str
-    # (codes, bits) -> bytes
+    # (codes of shape (height, width), bits) -> bytes
     encode: Callable[[np.ndarray, int], bytes]
-    # (data, n_pixels, bits, partial) -> n_pixels codes. With partial=True the
-    # data may be cut short and the missing codes decode as 0.
-    decode: Callable[[bytes, int, int, bool], np.ndarray]
+    # (data, (height, width), bits, partial) -> the height * width codes. With
+    # partial=True the data may be cut short and the missing codes decode as 0.
+    decode: Callable[[bytes, tuple[int, int], int, bool], np.ndarray]
     # (n_pixels, bits) -> the exact data size, or None if it depends on the
     # codes; readers check INDX lengths against it before decoding anything.
     size: Callable[[int, int], int | None]
 
 
-# Coding id stored in HEAD -> coding. A later version adds entropy codings
-# (zlib, lzma, ...) as rows of this table.
+# ---------------------------------------------------------------------------
+# Run codings: a frame as run flags and run codes, each stream compressed.
+#
+# A flag per pixel says whether it starts a run, that is whether its code
+# differs from the one before it in raster order; the code of each run
+# follows in a second stream. Flags are packed row by row, so an edge
+# running down the image repeats at a fixed byte distance for the
+# compressor's matches. Neither stream depends on the codebook order
+# (matches compare codes for equality, entropy coders count them), so the
+# codes stay the codebook's own.
+
+_STREAM_LENGTH = struct.Struct(">I")
+# zstd frames may use windows up to this size: a decoder need not allocate
+# more than 8 MiB for a crafted frame, and level 17 never asks for more.
+_ZSTD_MAX_WINDOW = 1 << 23
+_ZSTD_LEVEL = 17
+
+
+def _run_code_bits(bits: int) -> int:
+    """Width of a stored run code: a nibble, a byte or two bytes."""
+    return 4 if bits <= 4 else 8 if bits <= 8 else 16
+
+
+def _encode_runs(codes: np.ndarray, bits: int, compress) -> bytes:
+    flat = codes.ravel()
+    starts = np.ones(flat.size, bool)
+    np.not_equal(flat[1:], flat[:-1], out=starts[1:])
+    flags = np.packbits(starts.reshape(codes.shape), axis=1).tobytes()
+    run_codes = pack_codes(flat[starts], _run_code_bits(bits))
+    packed_flags = compress(flags)
+    return _STREAM_LENGTH.pack(len(packed_flags)) + packed_flags + compress(run_codes)
+
+
+def _decode_runs(
+    data: bytes, shape: tuple[int, int], bits: int, partial: bool, decompress
+) -> np.ndarray:
+    height, width = shape
+    if len(data) < _STREAM_LENGTH.size:
+        _damaged_unless(partial, f"{len(data)} bytes hold no run flags")
+        data = bytes(_STREAM_LENGTH.size)
+    (flags_length,) = _STREAM_LENGTH.unpack_from(data)
+    flags_end = _STREAM_LENGTH.size + flags_length
+    if flags_end > len(data):
+        _damaged_unless(
+            partial, f"run flags of {flags_length} bytes in {len(data)} bytes"
+        )
+    row_bytes = -(-width // 8)
+    flags = decompress(data[_STREAM_LENGTH.size : flags_end], height * row_bytes)
+    if len(flags) < height * row_bytes:  # partial: missing flags start runs
+        flags += b"\xff" * (height * row_bytes - len(flags))
+    starts = np.unpackbits(
+        np.frombuffer(flags, np.uint8).reshape(height, row_bytes), axis=1, count=width
+    ).ravel()
+    if not starts[0]:
+        raise FormatError("damaged index data: the first pixel starts no run.")
+    # Each pixel's run number; faster than np.repeat with the run lengths.
+    runs = np.cumsum(starts, dtype=np.int32 if starts.size < 2**31 else np.int64)
+    runs -= 1
+    n_runs = int(runs[-1]) + 1
+    code_bits = _run_code_bits(bits)
+    n_bytes = -(-n_runs * code_bits // 8)
+    run_codes = decompress(data[flags_end:], n_bytes)
+    if len(run_codes) < n_bytes:  # partial: missing runs are code 0
+        run_codes += bytes(n_bytes - len(run_codes))
+    return unpack_codes(run_codes, code_bits, n_runs).take(runs)
+
+
+def _damaged_unless(partial: bool, problem: str) -> None:
+    if not partial:
+        raise FormatError(f"damaged index data: {problem}.")
+
+
+def _check_decompressed(
+    data: bytes, size: int, complete: bool, trailing: bytes, partial: bool
+) -> bytes:
+    """The decompressed ``data``, if exactly ``size`` bytes of one whole stream."""
+    if len(data) > size:
+        raise FormatError(
+            f"damaged index data: a stream decompresses to more than the {size} "
+            "bytes expected."
+        )
+    if not complete:
+        _damaged_unless(partial, "a compressed stream ends early")
+    elif trailing:
+        raise FormatError("damaged index data: bytes after a compressed stream.")
+    elif len(data) < size:
+        raise FormatError(
+            f"damaged index data: a stream decompresses to {len(data)} bytes, "
+            f"expected {size}."
+        )
+    return data
+
+
+def _zstd_compress(data: bytes) -> bytes:
+    # The frame records its content size, which readers check first.
+    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(data)
+
+
+def _zstd_decompressor(partial: bool):
+    def decompress(data: bytes, size: int) -> bytes:
+        try:
+            declared = zstandard.get_frame_parameters(data).content_size
+        except zstandard.ZstdError:
+            _damaged_unless(partial, "not a zstd frame")
+            return b""
+        if declared != size:
+            raise FormatError(
+                f"damaged index data: a zstd frame declares {declared} bytes, "
+                f"expected {size}."
+            )
+        # zstd stops at the declared content size, so the output is bounded.
+        stream = zstandard.ZstdDecompressor(
+            max_window_size=_ZSTD_MAX_WINDOW
+        ).decompressobj()
+        try:
+            output = stream.decompress(data)
+        except zstandard.ZstdError as error:
+            raise FormatError(f"damaged index data: zstd: {error}.") from None
+        return _check_decompressed(
+            output, size, stream.eof, stream.unused_data, partial
+        )
+
+    return decompress
+
+
+def _bz2_compress(data: bytes) -> bytes:
+    return bz2.compress(data, 9)
+
+
+def _bz2_decompressor(partial: bool):
+    def decompress(data: bytes, size: int) -> bytes:
+        stream = bz2.BZ2Decompressor()
+        try:
+            # One byte more than expected is enough to see a stream too long.
+            output = stream.decompress(data, max_length=size + 1)
+        except OSError as error:
+            raise FormatError(f"damaged index data: bzip2: {error}.") from None
+        return _check_decompressed(
+            output, size, stream.eof, stream.unused_data, partial
+        )
+
+    return decompress
+
+
+def _run_coding(name: str, compress, decompressor) -> _Coding:
+    return _Coding(
+        name,
+        lambda codes, bits: _encode_runs(codes, bits, compress),
+        lambda data, shape, bits, partial: _decode_runs(
+            data, shape, bits, partial, decompressor(partial)
+        ),
+        lambda n_pixels, bits: None,
+    )
+
+
+# Coding id stored in HEAD -> coding.
 _CODINGS: dict[int, _Coding] = {
     0: _Coding("raw", _encode_raw, _decode_raw, _raw_index_size),
+    1: _run_coding("zstd", _zstd_compress, _zstd_decompressor),
+    2: _run_coding("bz2", _bz2_compress, _bz2_decompressor),
 }
 #: Index codings: name -> id stored in HEAD.
 CODINGS: dict[str, int] = {coding.name: id_ for id_, coding in _CODINGS.items()}
+#: The codings ``coding="auto"`` chooses from: those that decode about as fast
+#: as PNG does.
+AUTO_CODINGS = ("raw", "zstd")
 
 
 # ---------------------------------------------------------------------------
@@ -395,8 +581,11 @@ def encode_vq(
     metadata : dict, optional
         ``"icc_profile"`` (bytes), ``"exif"`` (bytes), ``"dpi"`` (two
         positive numbers); other keys are ignored.
-    coding : {"raw"}, default="raw"
-        Index coding.
+    coding : {"raw", "zstd", "bz2", "auto"}, default="raw"
+        Index coding (see ``docs/format.md``). "raw" is exactly
+        ``ceil(log2 K)`` bits per pixel; "zstd" and "bz2" code runs of equal
+        codes, typically smaller than PNG-8; "auto" takes the smaller of
+        "raw" and "zstd" (the codings that decode about as fast as PNG).
 
     Returns
     -------
@@ -407,8 +596,10 @@ def encode_vq(
             f"Mode {mode!r} cannot be stored in a .vq file; "
             f"supported modes are {', '.join(MODES)}."
         )
-    if coding not in CODINGS:
-        raise ValueError(f"Unknown coding {coding!r}; known: {', '.join(CODINGS)}.")
+    if coding not in CODINGS and coding != "auto":
+        raise ValueError(
+            f"Unknown coding {coding!r}; known: {', '.join(CODINGS)} and 'auto'."
+        )
     for name, value in (("width", width), ("height", height)):
         if (
             isinstance(value, bool)
@@ -422,11 +613,13 @@ def encode_vq(
     bits = bits_per_code(n_codes)
     if len(frames) == 0:
         raise ValueError("A .vq file needs at least one frame.")
-    coding_id = CODINGS[coding]
+    frames = [
+        _check_codes(frame, (height, width), n_codes, number)
+        for number, frame in enumerate(frames)
+    ]
+    coding, indices = _encode_frames(frames, bits, coding)
     index_chunks = []
-    for number, frame in enumerate(frames):
-        codes = _check_codes(frame, (height, width), n_codes, number)
-        data = _CODINGS[coding_id].encode(codes, bits)
+    for number, data in enumerate(indices):
         if len(data) > MAX_CHUNK_LENGTH:
             raise ValueError(
                 f"Frame {number} needs {len(data)} bytes of index data, more "
@@ -441,7 +634,7 @@ def encode_vq(
         codebook.shape[1],
         n_codes,
         bits,
-        coding_id,
+        CODINGS[coding],
         len(frames),
     )
     return b"".join(
@@ -456,16 +649,35 @@ def encode_vq(
     )
 
 
+def _encode_frames(
+    frames: list[np.ndarray], bits: int, coding: str
+) -> tuple[str, list[bytes]]:
+    """The coding used and each frame's index data in it.
+
+    "auto" encodes in each of :data:`AUTO_CODINGS` and keeps the smallest
+    file, the first one on a tie.
+    """
+    if coding != "auto":
+        encode = _CODINGS[CODINGS[coding]].encode
+        return coding, [encode(codes, bits) for codes in frames]
+    return min(
+        (_encode_frames(frames, bits, name) for name in AUTO_CODINGS),
+        key=lambda candidate: sum(map(len, candidate[1])),
+    )
+
+
 def write_vq(target, *args, **kwargs) -> int:
     """Write a .vq file; the arguments after ``target`` are :func:`encode_vq`'s.
 
     The whole file is encoded and validated in memory first, so an invalid
-    argument raises before ``target`` is opened or written.
+    argument raises before ``target`` is opened or written. A path is
+    written atomically (a temporary file renamed over it once complete), so
+    a failed write leaves an existing file as it was.
 
     Parameters
     ----------
     target : str, os.PathLike or binary file object
-        Where to write.
+        Where to write; an existing file is replaced.
     *args, **kwargs
         Passed to :func:`encode_vq`.
 
@@ -476,7 +688,7 @@ def write_vq(target, *args, **kwargs) -> int:
     """
     data = encode_vq(*args, **kwargs)
     if isinstance(target, (str, os.PathLike)):
-        with open(target, "wb") as file:
+        with atomic_write(target, overwrite=True) as file:
             file.write(data)
     else:
         target.write(data)
@@ -596,7 +808,9 @@ class _ChunkReader:
         the bytes present, unchecked, instead of raising.
         """
         if partial and length + _CRC.size > self.remaining():
-            return self.file.read(length)
+            # Not read(length): buffered files allocate the size asked for
+            # up front, and this length is not backed by the file.
+            return self.file.read(max(min(length, self.remaining()), 0))
         self._check_present(chunk_type, length)
         data = self.file.read(length)
         (stored_crc,) = _CRC.unpack(self.file.read(_CRC.size))
@@ -605,6 +819,24 @@ class _ChunkReader:
                 f"CRC mismatch in {_name(chunk_type)} chunk: the file is corrupt."
             )
         return data
+
+    def check_data(self, chunk_type: bytes, length: int) -> None:
+        """Pass over the chunk, its CRC checked, reading it in blocks.
+
+        For unknown ancillary chunks: their size costs no memory, and damage
+        that turns a known chunk into an unknown one (a flipped bit in
+        "iccp") is still detected rather than dropping its data silently.
+        """
+        self._check_present(chunk_type, length)
+        crc = zlib.crc32(chunk_type)
+        for start in range(0, length, _CHECK_BLOCK):
+            block = self.file.read(min(_CHECK_BLOCK, length - start))
+            crc = zlib.crc32(block, crc)
+        (stored_crc,) = _CRC.unpack(self.file.read(_CRC.size))
+        if crc != stored_crc:
+            raise FormatError(
+                f"CRC mismatch in {_name(chunk_type)} chunk: the file is corrupt."
+            )
 
     def skip_data(self, chunk_type: bytes, length: int) -> None:
         """Skip the chunk without reading it."""
@@ -683,7 +915,7 @@ def read_header(file: BinaryIO) -> VqHeader:
                 "before the index data."
             )
         else:  # an ancillary chunk of a later version
-            reader.skip_data(chunk_type, length)
+            reader.check_data(chunk_type, length)
     if codebook is None:
         raise FormatError("damaged header: no BOOK chunk before the index data.")
     header = VqHeader(
@@ -770,7 +1002,12 @@ def _parse_metadata(chunk_type: bytes, data: bytes):
         return data
     if len(data) != _DENSITY.size:
         raise FormatError(f"damaged 'dens' chunk: {len(data)} bytes, expected 16.")
-    return _DENSITY.unpack(data)
+    dpi = _DENSITY.unpack(data)
+    # What the writer accepts: NaN or negative dpi would fail later, in
+    # whatever code saves the image again (PNG, TIFF, JPEG all reject them).
+    if not all(0 < value < float("inf") for value in dpi):
+        raise FormatError(f"damaged 'dens' chunk: dpi {dpi} are not positive.")
+    return dpi
 
 
 def frame_offsets(file: BinaryIO, header: VqHeader) -> list[int]:
@@ -810,11 +1047,13 @@ def frame_offsets(file: BinaryIO, header: VqHeader) -> list[int]:
         if chunk_type == b"INDX":
             _check_index_length(header, length)
             offsets.append(offset)
+            reader.skip_data(chunk_type, length)  # read_frame checks it
         elif _is_critical(chunk_type):
             raise FormatError(
                 f"unexpected critical chunk {_name(chunk_type)} among the frames."
             )
-        reader.skip_data(chunk_type, length)
+        else:
+            reader.check_data(chunk_type, length)
     if len(offsets) != header.n_frames:
         raise FormatError(
             f"the header announces {header.n_frames} frames, the file holds "
@@ -824,7 +1063,12 @@ def frame_offsets(file: BinaryIO, header: VqHeader) -> list[int]:
 
 
 def read_frame(
-    file: BinaryIO, header: VqHeader, offset: int | None = None, *, partial=False
+    file: BinaryIO,
+    header: VqHeader,
+    offset: int | None = None,
+    *,
+    partial=False,
+    max_pixels: int | None = MAX_PIXELS,
 ) -> np.ndarray:
     """Decode the codes of one frame.
 
@@ -839,6 +1083,9 @@ def read_frame(
     partial : bool, default=False
         Decode a frame cut short by the end of the file, its missing codes
         0, instead of raising :class:`TruncatedFileError`.
+    max_pixels : int or None, default=MAX_PIXELS
+        Largest frame decoded; None for no limit (for files you trust, or
+        when the caller applies its own limit).
 
     Returns
     -------
@@ -850,7 +1097,10 @@ def read_frame(
     FormatError
         If the chunk is damaged, its CRC does not match or a code is not
         below ``n_codes``.
+    PixelLimitError
+        If the frame has more than ``max_pixels`` pixels.
     """
+    _check_pixel_limit(header.frame_pixels, max_pixels)
     reader = _ChunkReader(file)
     file.seek(header.index_offset if offset is None else offset)
     chunk_type, length = reader.next_chunk()
@@ -859,7 +1109,8 @@ def read_frame(
     _check_index_length(header, length)
     data = reader.read_data(chunk_type, length, partial=partial)
     decode = _CODINGS[CODINGS[header.coding]].decode
-    codes = decode(data, header.frame_pixels, header.bits_per_code, partial)
+    shape = (header.height, header.width)
+    codes = decode(data, shape, header.bits_per_code, partial)
     # Codes of b bits reach 2**b - 1, past the codebook unless K is 2**b.
     if codes.size and int(codes.max()) >= header.n_codes:
         raise FormatError(
@@ -870,33 +1121,63 @@ def read_frame(
     return codes.astype(dtype, copy=False).reshape(header.height, header.width)
 
 
-def read_vq(source) -> tuple[VqHeader, np.ndarray]:
+def _check_pixel_limit(n_pixels: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and n_pixels > max_pixels:
+        raise PixelLimitError(
+            f"the file announces {n_pixels:,} pixels, more than max_pixels = "
+            f"{max_pixels:,}; pass a larger max_pixels (or None) to read it "
+            "if you trust it."
+        )
+
+
+def read_vq(
+    source, *, max_pixels: int | None = MAX_PIXELS
+) -> tuple[VqHeader, np.ndarray]:
     """Read a whole .vq file: its header and the codes of every frame.
 
     Parameters
     ----------
     source : str, os.PathLike, bytes or binary file object
+    max_pixels : int or None, default=MAX_PIXELS
+        Largest number of pixels decoded, all frames together; None for no
+        limit.
 
     Returns
     -------
     header : VqHeader
     codes : ndarray of shape (n_frames, height, width)
+
+    Raises
+    ------
+    FormatError
+        If the file is damaged (:class:`TruncatedFileError` if it ends
+        early).
+    PixelLimitError
+        If the frames have more than ``max_pixels`` pixels in all.
     """
     with _open_source(source) as file:
         header = read_header(file)
+        _check_pixel_limit(header.frame_pixels * header.n_frames, max_pixels)
         offsets = frame_offsets(file, header)
-        frames = [read_frame(file, header, offset) for offset in offsets]
-    return header, np.stack(frames)
+        dtype = np.uint8 if header.n_codes <= 256 else np.uint16
+        codes = np.empty((len(offsets), header.height, header.width), dtype)
+        for number, offset in enumerate(offsets):
+            codes[number] = read_frame(file, header, offset, max_pixels=None)
+    return header, codes
 
 
-def verify_vq(source) -> VqHeader:
+def verify_vq(source, *, max_pixels: int | None = MAX_PIXELS) -> VqHeader:
     """Check a whole .vq file: structure, every CRC and every frame.
 
     Unlike :func:`read_header`, unknown ancillary chunks are checked too.
+    Frames are decoded one at a time, to check their codes.
 
     Parameters
     ----------
     source : str, os.PathLike, bytes or binary file object
+    max_pixels : int or None, default=MAX_PIXELS
+        Largest number of pixels decoded, all frames together; None for no
+        limit.
 
     Returns
     -------
@@ -906,10 +1187,15 @@ def verify_vq(source) -> VqHeader:
     ------
     FormatError
         On the first problem found.
+    PixelLimitError
+        If the frames have more than ``max_pixels`` pixels in all.
     """
     with _open_source(source) as file:
         start = file.tell()
         header = read_header(file)
+        # In all, as for read_vq: frames are decoded one at a time, but a
+        # small file must not make it decode thousands of large frames.
+        _check_pixel_limit(header.frame_pixels * header.n_frames, max_pixels)
         frame_offsets(file, header)  # the structure: frame count, DONE
         file.seek(start + len(SIGNATURE))
         reader = _ChunkReader(file)
@@ -917,8 +1203,11 @@ def verify_vq(source) -> VqHeader:
         while chunk_type != b"DONE":
             offset = file.tell()
             chunk_type, length = reader.next_chunk()
-            if chunk_type == b"INDX":
-                read_frame(file, header, offset)  # CRC and code range
+            # CRC and code range. Empty index data (raw, K = 1) holds no code
+            # to check: decoding its frame would only allocate zeros, which
+            # a small file with many large frames would make very costly.
+            if chunk_type == b"INDX" and length:
+                read_frame(file, header, offset, max_pixels=None)
             else:
                 reader.read_data(chunk_type, length)
     return header

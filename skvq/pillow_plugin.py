@@ -19,6 +19,13 @@ Save options (``im.save(..., k=..., ...)``):
     codebook (see ``skvq fit-codebook``). ``k`` and the K-Means options are
     then ignored; the quantizer must have been fitted on as many channels
     as the image has (3 for RGB, 4 for RGBA, 1 for L).
+``coding``
+    Index coding: "auto" (default) stores the smaller of "raw" and "zstd";
+    "raw" is exactly ``ceil(log2 K)`` bits per pixel, as the tutorial
+    counts; "zstd" and "bz2" code runs of equal codes and are usually
+    smaller than an optimized PNG-8 of the same pixels ("bz2" is smallest
+    for large ``K`` but decodes several times slower). See
+    ``docs/format.md``.
 ``icc_profile``, ``exif``, ``dpi``
     Metadata to store; by default the image's own ``info`` values.
 ``append_images``
@@ -30,9 +37,17 @@ colors open in mode "P" with the codebook as palette (RGBA for sources with
 alpha); larger codebooks open in the source mode.
 
 Options are validated and the whole file is encoded before the first byte
-is written, so a bad option raises :class:`ValueError` with nothing written.
-Note that when saving to a path, Pillow creates or truncates the file before
-calling any plugin; it removes a file it created if saving fails.
+is written, so a bad option raises :class:`ValueError` with nothing written
+to a file object. Saving to a path is different: ``im.save(path)`` makes
+Pillow truncate an existing file before any plugin runs (for every format),
+so a failed save leaves it empty. :func:`skvq.save` is the safe way: it
+writes a temporary file and renames it over ``path`` only when complete::
+
+    skvq.save(im, "photo.vq", k=16, overwrite=True)  # all or nothing
+
+Reading checks every length against the file size before using it, every
+CRC, and every header field; damaged files raise :class:`OSError`, never
+decode into a wrong image (see ``docs/robustness.md``).
 """
 
 from __future__ import annotations
@@ -57,6 +72,7 @@ FORMAT = "VQ"
 MIME_TYPE = "image/x-vq"
 EXTENSION = ".vq"
 DEFAULT_K = 16
+DEFAULT_CODING = "auto"
 # Save options that go to VectorQuantizer; it validates them.
 _QUANTIZER_OPTIONS = ("random_state", "init", "n_init", "max_iter", "tol")
 # Largest codebook that opens as a "P" image.
@@ -93,8 +109,10 @@ class VqImageFile(ImageFile.ImageFile):
         self.info.update(header.metadata)
         self.n_frames = header.n_frames
         self.is_animated = header.n_frames > 1
-        # Later frames are located on the first seek past frame 0.
+        # The other frames are located on the first load or seek; open reads
+        # the header only.
         self._frame_offsets = [header.index_offset]
+        self._frames_walked = False
         self._frame = 0
         if self.is_animated:
             self._fp = self.fp  # kept open between frames, closed by close()
@@ -113,9 +131,23 @@ class VqImageFile(ImageFile.ImageFile):
             raise self._fp.ex
         self.fp = self._fp
         if frame >= len(self._frame_offsets):
-            self._frame_offsets = vq.frame_offsets(self.fp, self._header)
+            self._walk_frames()
         self._frame = frame
         self._set_tile()
+
+    def load_prepare(self) -> None:
+        super().load_prepare()
+        # A file cut or damaged after its last INDX chunk (DONE missing or
+        # bad) must fail to load, not only to seek; a truncated file is what
+        # LOAD_TRUNCATED_IMAGES accepts.
+        if not ImageFile.LOAD_TRUNCATED_IMAGES:
+            self._walk_frames()
+
+    def _walk_frames(self) -> None:
+        """Read every chunk header up to DONE (no pixel data), once."""
+        if not self._frames_walked:
+            self._frame_offsets = vq.frame_offsets(self.fp, self._header)
+            self._frames_walked = True
 
     def tell(self) -> int:
         """The current frame."""
@@ -130,7 +162,8 @@ class VqImageFile(ImageFile.ImageFile):
         if self.fp is None:
             raise RuntimeError("verify must be called directly after open")
         self.fp.seek(0)
-        vq.verify_vq(self.fp)
+        # Image.open applied Image.MAX_IMAGE_PIXELS already.
+        vq.verify_vq(self.fp, max_pixels=None)
         super().verify()
 
 
@@ -155,6 +188,7 @@ class VqDecoder(ImageFile.PyDecoder):
             header,
             self.fd.tell(),
             partial=ImageFile.LOAD_TRUNCATED_IMAGES,
+            max_pixels=None,  # Image.open applied Image.MAX_IMAGE_PIXELS
         )
         if self.mode == "P":
             self.set_as_raw(codes.tobytes(), "P")
@@ -184,6 +218,7 @@ def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
     """Validate, quantize, encode, then write: nothing is written on error."""
     options = im.encoderinfo
     k = _check_k(options.get("k", DEFAULT_K))
+    coding = _check_coding(options.get("coding", DEFAULT_CODING))
     quantizer_options = {
         name: options[name] for name in _QUANTIZER_OPTIONS if name in options
     }
@@ -221,8 +256,18 @@ def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
         codebook,
         codes.reshape(len(frames), height, width),
         metadata=_metadata(im),
+        coding=coding,
     )
     fp.write(data)
+
+
+def _check_coding(coding) -> str:
+    choices = (*vq.CODINGS, "auto")
+    if coding not in choices:
+        raise ValueError(
+            f"coding must be one of {', '.join(map(repr, choices))}, got {coding!r}."
+        )
+    return coding
 
 
 def _check_k(k) -> int:

@@ -407,15 +407,18 @@ def test_code_beyond_codebook():
         vq.read_vq(damaged)
 
 
-def test_verify_checks_skipped_chunks():
+def test_skipped_chunks_are_checked():
     data = small_file()
     book_offset = chunks_of(data)[1][0]
     bad = bytearray(chunk(b"zfut", b"later"))
     bad[-1] ^= 1
     damaged = data[:book_offset] + bytes(bad) + data[book_offset:]
-    vq.read_vq(damaged)  # readers skip what they do not know ...
+    # Readers skip what they do not know, but check its CRC: a flipped bit
+    # in "iccp" makes an unknown chunk, and must not drop the profile.
     with pytest.raises(vq.FormatError, match="CRC mismatch in 'zfut'"):
-        vq.verify_vq(damaged)  # ... verify checks it
+        vq.read_vq(damaged)
+    with pytest.raises(vq.FormatError, match="CRC mismatch in 'zfut'"):
+        vq.verify_vq(damaged)
 
 
 # ---------------------------------------------------------------------------

@@ -110,9 +110,13 @@ def test_register_is_idempotent(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @settings(max_examples=40)
-@given(image=small_images(), k=st.integers(1, 10))
-def test_round_trip(image, k):
-    data = save_bytes(image, k=k, random_state=0)
+@given(
+    image=small_images(),
+    k=st.integers(1, 10),
+    coding=st.sampled_from([*vq.CODINGS, "auto"]),
+)
+def test_round_trip(image, k, coding):
+    data = save_bytes(image, k=k, random_state=0, coding=coding)
     expected = expected_reconstruction(image, k, random_state=0)
     with open_bytes(data) as opened:
         assert opened.format == "VQ"
@@ -133,7 +137,14 @@ def test_round_trip(image, k):
     # The raw size: header, codebook, then N * ceil(log2 K) bits.
     codebook_bytes = n_codes * CHANNELS[color_mode(image)]
     index_bytes = -(-image.width * image.height * (n_codes - 1).bit_length() // 8)
-    assert len(data) == 78 + codebook_bytes + index_bytes
+    raw_size = 78 + codebook_bytes + index_bytes
+    if coding == "auto":
+        assert info.coding in ("raw", "zstd")
+        assert len(data) <= raw_size
+    else:
+        assert info.coding == coding
+    if info.coding == "raw":
+        assert len(data) == raw_size
 
 
 def test_codes_and_palette_are_the_quantizer_output(small_photo):
@@ -156,7 +167,7 @@ def test_sample_photos(tmp_path, name):
     photo = load_sample_image(name)
     options = {"random_state": 0, "max_iter": 10}
     path = tmp_path / "photo.vq"
-    Image.fromarray(photo).save(path, k=8, **options)
+    Image.fromarray(photo).save(path, k=8, coding="raw", **options)
     with Image.open(path) as im:
         assert (im.format, im.mode, im.size) == ("VQ", "P", (640, 427))
         expected = quantize_image(photo, 8, **options).reconstruction
@@ -170,7 +181,7 @@ def test_raw_file_size_is_the_bit_accounting():
     image = Image.fromarray(np.arange(35, dtype=np.uint8).reshape(5, 7) * 7)
     for k in (1, 2, 3, 5, 17, 35):
         report = skvq.BitReport(n_samples=35, n_features=1, n_codes=k)
-        data = save_bytes(image, k=k, random_state=0)
+        data = save_bytes(image, k=k, random_state=0, coding="raw")
         assert len(data) == 78 + report.codebook_bits // 8 + -(-report.index_bits // 8)
 
 
