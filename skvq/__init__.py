@@ -1,16 +1,30 @@
 """skvq: image compression by K-Means vector quantization.
 
 A scikit-learn transformer (:class:`VectorQuantizer`), exact bit accounting
-(:class:`BitReport`) and one-call image helpers (:func:`quantize_image`).
+(:class:`BitReport`), one-call image helpers (:func:`quantize_image`) and the
+``.vq`` image format, registered with Pillow on import.
+
+The estimator and the image helpers load scikit-learn, so they are imported
+on first use: ``import skvq`` followed by ``Image.open("x.vq")``, or the
+``skvq`` command's help, stays fast.
 """
 
+import importlib
+
 from .bits import BitReport, bits_per_code
-from .image import QuantizedImage, quantize_image, segment_image
 from .io import save
 from .pillow_plugin import register  # importing registers the .vq format
-from .quantizer import VectorQuantizer, code_dtype
 
 __version__ = "0.1.0"
+
+# Public names of submodules that import scikit-learn, loaded on first access.
+_LAZY = {
+    "VectorQuantizer": "quantizer",
+    "code_dtype": "quantizer",
+    "QuantizedImage": "image",
+    "quantize_image": "image",
+    "segment_image": "image",
+}
 
 __all__ = [
     "BitReport",
@@ -24,3 +38,15 @@ __all__ = [
     "save",
     "segment_image",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

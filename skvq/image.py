@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .bits import BitReport
-from .quantizer import VectorQuantizer
+
+if TYPE_CHECKING:  # imported when used: Image.open needs no scikit-learn
+    from .quantizer import VectorQuantizer
 
 __all__ = ["QuantizedImage", "image_to_array", "quantize_image", "segment_image"]
 
@@ -118,6 +121,8 @@ def quantize_image(image, n_clusters=16, **params) -> QuantizedImage:
     >>> result.report.compressed_bits
     1093504
     """
+    from .quantizer import VectorQuantizer
+
     array = image_to_array(image)
     height, width, channels = array.shape
     pixels = array.reshape(-1, channels)

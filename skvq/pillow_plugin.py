@@ -55,16 +55,17 @@ from __future__ import annotations
 import itertools
 import warnings
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageFile, ImagePalette, ImageSequence
 from PIL._util import DeferredError
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted
 
 from . import format as vq
 from .image import image_to_array, reconstruct
-from .quantizer import VectorQuantizer
+
+if TYPE_CHECKING:  # scikit-learn is imported on save only: opening needs none
+    from .quantizer import VectorQuantizer
 
 __all__ = ["VqImageFile", "register"]
 
@@ -216,6 +217,8 @@ def _frames(sequence: Image.Image) -> list[Image.Image]:
 
 def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
     """Validate, quantize, encode, then write: nothing is written on error."""
+    from .quantizer import VectorQuantizer
+
     options = im.encoderinfo
     k = _check_k(options.get("k", DEFAULT_K))
     coding = _check_coding(options.get("coding", DEFAULT_CODING))
@@ -331,6 +334,8 @@ def _palette_codes(frames, colors: np.ndarray, k: int):
 
 def _quantize(quantizer: VectorQuantizer, colors: np.ndarray):
     """Codebook (uint8) and codes of the colors, by K-Means."""
+    from sklearn.exceptions import ConvergenceWarning
+
     with warnings.catch_warnings():
         # Fewer distinct colors than k is fine for a file: K is just smaller.
         warnings.filterwarnings(
@@ -342,6 +347,10 @@ def _quantize(quantizer: VectorQuantizer, colors: np.ndarray):
 
 def _shared_codes(quantizer, colors: np.ndarray, color_mode: str):
     """Codebook (uint8) and codes of the colors in a fitted quantizer's codebook."""
+    from sklearn.utils.validation import check_is_fitted
+
+    from .quantizer import VectorQuantizer
+
     if not isinstance(quantizer, VectorQuantizer):
         raise ValueError(
             "codebook must be a fitted skvq.VectorQuantizer, got "
