@@ -44,12 +44,20 @@ def _single_or_batch(args, suffix):
     return plan
 
 
-def _run_batch(run, plan, description, verb, **kwargs):
-    """Run a batch with a progress bar on a terminal; print failures and a summary."""
+def _run_batch(args, run, plan, description, verb, **kwargs):
+    """Run a batch with a progress bar on a terminal; print failures and a summary.
+
+    In batch mode (``-o OUTDIR``) without ``--force``, outputs that exist
+    already are skipped, so an interrupted batch resumes where it stopped.
+    """
     from tqdm.auto import tqdm
 
     from .batch import _remove_leftover_temporaries
 
+    skipped = []
+    if args.output_dir is not None and not args.force:
+        skipped = [pair for pair in plan if os.path.lexists(pair[1])]
+        plan = [pair for pair in plan if not os.path.lexists(pair[1])]
     with tqdm(
         total=len(plan), desc=description, unit="file", disable=not _on_terminal()
     ) as bar:
@@ -62,20 +70,19 @@ def _run_batch(run, plan, description, verb, **kwargs):
             bar.update()
 
         try:
-            results = run(plan, progress=progress, **kwargs)
+            results = run(plan, progress=progress, overwrite=args.force, **kwargs)
         except KeyboardInterrupt:
             _remove_leftover_temporaries(target for _, target in plan)
             raise
     failed = sum(not result.ok for result in results)
+    summary = f"{len(plan) - failed} files {verb}"
     if failed:
-        print(
-            f"skvq: {len(plan) - failed} of {len(plan)} files {verb}, {failed} failed",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    if len(plan) > 1:
-        print(f"skvq: {len(plan)} files {verb}", file=sys.stderr)
-    return EXIT_OK
+        summary = f"{len(plan) - failed} of {len(plan)} files {verb}, {failed} failed"
+    if skipped:
+        summary += f", {len(skipped)} skipped (their output exists; --force overwrites)"
+    if failed or skipped or len(plan) > 1:
+        print(f"skvq: {summary}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 # -- commands ------------------------------------------------------------------
@@ -91,13 +98,7 @@ def _encode(args):
         options["codebook"] = _load_codebook(args.codebook)
     plan = _single_or_batch(args, ".vq")
     return _run_batch(
-        encode_files,
-        plan,
-        "encoding",
-        "encoded",
-        overwrite=args.force,
-        n_jobs=args.jobs,
-        **options,
+        args, encode_files, plan, "encoding", "encoded", n_jobs=args.jobs, **options
     )
 
 
@@ -105,14 +106,7 @@ def _decode(args):
     from .batch import decode_files
 
     plan = _single_or_batch(args, "." + args.to.lstrip("."))
-    return _run_batch(
-        decode_files,
-        plan,
-        "decoding",
-        "decoded",
-        overwrite=args.force,
-        n_jobs=args.jobs,
-    )
+    return _run_batch(args, decode_files, plan, "decoding", "decoded", n_jobs=args.jobs)
 
 
 def _load_codebook(path):
