@@ -312,7 +312,11 @@ def unpack_codes(data, bits: int, count: int) -> np.ndarray:
     if bits == 8:
         return stream[:count].copy()
     if bits == 4:  # the run codings' common case: two codes a byte
-        return np.stack([stream >> 4, stream & 15], axis=1).ravel()[:count]
+        stream = stream[:needed]
+        codes = np.empty(2 * needed, dtype)
+        np.right_shift(stream, 4, out=codes[0::2])
+        np.bitwise_and(stream, 15, out=codes[1::2])
+        return codes[:count]
     if bits == 16:
         return stream[: 2 * count].view(">u2").astype(np.uint16)
     codes = np.empty(count, dtype)
