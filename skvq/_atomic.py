@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 
@@ -36,6 +37,9 @@ def atomic_write(path, *, overwrite=False):
     if not overwrite and os.path.lexists(path):
         raise FileExistsError(f"{path} already exists")
     directory, name = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        # Else the error would name the temporary file, not the directory.
+        raise FileNotFoundError(errno.ENOENT, "no such directory", directory)
     fd, tmp = _create_temporary(directory, name)
     try:
         with os.fdopen(fd, "wb") as fp:

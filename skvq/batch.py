@@ -203,7 +203,7 @@ def _describe_error(error):
     if isinstance(error, FileExistsError):
         message += " (use --force to overwrite)"
     elif isinstance(error, FileNotFoundError) and error.filename:
-        message = f"no such file: {error.filename}"
+        message = f"no such file or directory: {error.filename}"
     return message
 
 

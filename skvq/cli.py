@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -211,8 +212,17 @@ def _demo(args):
     print(f"{args.image} quantized to K = {args.k} colors")
     print(result.report)
     print(f"PSNR: {psnr(original, result.reconstruction):.2f} dB")
-    save(Image.fromarray(result.reconstruction), args.output, overwrite=True)
-    print(f"wrote {args.output}")
+    reconstruction = Image.fromarray(result.reconstruction)
+    save(reconstruction, args.output, overwrite=True)
+    print(f"wrote {args.output} (the reconstruction)")
+    # The compressed file itself, with the codebook just fitted.
+    compressed = str(Path(args.output).with_suffix(".vq"))
+    save(
+        Image.fromarray(original), compressed, overwrite=True, codebook=result.quantizer
+    )
+    size = os.path.getsize(compressed)
+    bits_per_pixel = 8 * size / result.report.n_samples
+    print(f"wrote {compressed} ({size:,} bytes, {bits_per_pixel:.2f} bits per pixel)")
     return EXIT_OK
 
 
@@ -339,7 +349,12 @@ def _build_parser():
     demo.add_argument(
         "--image", choices=_SAMPLE_IMAGES, default="china.jpg", help="sample photo"
     )
-    demo.add_argument("-o", "--output", default="china-k16.png", help="output image")
+    demo.add_argument(
+        "-o",
+        "--output",
+        default="china-k16.png",
+        help="reconstruction to write; the .vq file goes beside it",
+    )
     demo.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     demo.set_defaults(run=_demo)
     return parser

@@ -63,7 +63,7 @@ def test_a_failing_file_is_reported_not_raised(tmp_path, crops):
     assert by_source[str(missing)] == FileResult(
         str(missing),
         str(tmp_path / "out" / "missing.vq"),
-        f"no such file: {missing}",
+        f"no such file or directory: {missing}",
     )
 
 

@@ -278,3 +278,15 @@ def test_demo_prints_the_bit_table(tmp_path):
     with Image.open(tmp_path / "demo.png") as image:
         assert image.size == (640, 427)
         assert len(image.getcolors()) <= 4
+        reconstruction = np.asarray(image)
+    with Image.open(tmp_path / "demo.vq") as compressed:
+        np.testing.assert_array_equal(compressed.convert("RGB"), reconstruction)
+    size = (tmp_path / "demo.vq").stat().st_size
+    assert f"wrote demo.vq ({size:,} bytes" in result.stdout
+
+
+def test_missing_output_directory_is_named(tmp_path, photo_png, capsys):
+    target = tmp_path / "missing" / "x.vq"
+    assert main(["encode", str(photo_png), str(target)]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert f"no such file or directory: {tmp_path / 'missing'}" in err
