@@ -181,7 +181,9 @@ def _run(function, pairs, args, n_jobs, progress):
 
     tasks = (delayed(_run_one)(function, src, dst, *args) for src, dst in pairs)
     results = []
-    for result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
+    # One file per task: files take long enough that batching only unbalances.
+    parallel = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator_unordered")
+    for result in parallel(tasks):
         results.append(result)
         if progress is not None:
             progress(result)
@@ -189,9 +191,15 @@ def _run(function, pairs, args, n_jobs, progress):
 
 
 def _run_one(function, source, target, *args):
+    from threadpoolctl import threadpool_limits
+
     source, target = os.fspath(source), os.fspath(target)
     try:
-        function(source, target, *args)
+        # Files are the unit of parallelism: threads inside one file's work
+        # would only oversubscribe the cores (loky limits them itself, dask
+        # workers do not).
+        with threadpool_limits(1):
+            function(source, target, *args)
     except Exception as error:  # one bad file must not stop a batch
         return FileResult(source, target, _describe_error(error))
     return FileResult(source, target)
