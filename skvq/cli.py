@@ -186,7 +186,7 @@ def _info(args):
             status = EXIT_FAILED
             continue
         n_pixels = info.width * info.height * info.n_frames
-        report = BitReport(n_pixels, len(info.mode), info.n_codes)
+        report = BitReport(n_pixels, info.n_channels, info.n_codes)
         frames = f"{info.n_frames} frame{'s' if info.n_frames != 1 else ''}"
         print(f"{path}: {info.width} x {info.height} {info.mode}, {frames}")
         print(f"  codebook         K = {info.n_codes:,}, coding {info.coding}")

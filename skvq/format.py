@@ -185,6 +185,8 @@ class VqInfo:
         Mode of the source image.
     n_codes : int
         Codebook size ``K``.
+    n_channels : int
+        Values per codebook entry (3 for RGB, 4 with alpha, 1 for L...).
     bits_per_code : int
         ``ceil(log2 K)``.
     coding : str
@@ -204,6 +206,7 @@ class VqInfo:
     height: int
     mode: str
     n_codes: int
+    n_channels: int
     bits_per_code: int
     coding: str
     n_frames: int
@@ -1250,6 +1253,7 @@ def read_info(source) -> VqInfo:
         height=header.height,
         mode=header.mode,
         n_codes=header.n_codes,
+        n_channels=header.codebook.shape[1],
         bits_per_code=header.bits_per_code,
         coding=header.coding,
         n_frames=header.n_frames,

@@ -250,6 +250,22 @@ def test_info(tmp_path, photo_png):
     assert "Compressed size" in result.stdout and "9,984 bits" in result.stdout
 
 
+def test_info_of_a_palette_source_counts_the_palette_channels(tmp_path, small_photo):
+    target = tmp_path / "palette.vq"
+    Image.fromarray(small_photo).quantize(8).save(target, k=8)
+    result = run_cli("info", target)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "60 x 40 P" in result.stdout
+    lines = {
+        line.split("  ")[1]: line.split()[-2]
+        for line in result.stdout.splitlines()
+        if line.startswith("  ") and line.endswith(" bits")
+    }
+    # 8 colors x 3 channels x 8 bits; 2,400 pixels x 3 bits + the codebook
+    assert lines["Centroids size"] == f"{8 * 3 * 8:,}"
+    assert lines["Compressed size"] == f"{2400 * 3 + 8 * 3 * 8:,}"
+
+
 def test_info_on_a_file_that_is_not_vq(photo_png):
     result = run_cli("info", photo_png)
     assert result.returncode == EXIT_FAILED

@@ -211,6 +211,7 @@ def test_read_info(tmp_path):
             height=3,
             mode="RGBA",
             n_codes=2,
+            n_channels=4,
             bits_per_code=1,
             coding="raw",
             n_frames=2,
