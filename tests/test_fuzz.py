@@ -11,10 +11,11 @@ exception is a bug. The profile in conftest.py keeps this derandomized; the
 long run is ``tools/fuzz_vq.py`` (docs/robustness.md).
 """
 
+import importlib.util
 import io
 import struct
 import warnings
-import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,19 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from skvq import format as vq
+
+
+def _load_fuzzer():
+    """tools/fuzz_vq.py, the standalone fuzzer, whose file helpers we share."""
+    path = Path(__file__).parents[1] / "tools" / "fuzz_vq.py"
+    spec = importlib.util.spec_from_file_location("fuzz_vq", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_fuzzer = _load_fuzzer()
+chunk_spans, fix_crcs = _fuzzer.chunk_spans, _fuzzer.fix_crcs
 
 # The plugin's hint for a signature damaged by a text-mode transfer.
 pytestmark = pytest.mark.filterwarnings("ignore:VQ signature damaged:UserWarning")
@@ -45,11 +59,6 @@ SHAPES = [
 METADATA = {"icc_profile": b"icc-profile", "exif": b"Exif\0\0MM", "dpi": (72, 96)}
 
 
-def chunk(chunk_type: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(chunk_type + data)
-    return struct.pack(">I4s", len(data), chunk_type) + data + struct.pack(">I", crc)
-
-
 def make_seeds():
     rng = np.random.default_rng(0)
     seeds = []
@@ -68,33 +77,12 @@ def make_seeds():
             )
             seeds.append((coding, data))
     # An ancillary chunk of a later version, which readers skip.
-    extra = chunk(b"zzZz", b"later data")
+    extra = vq._chunk(b"zzZz", b"later data")
     seeds.append(("raw", seeds[0][1][:42] + extra + seeds[0][1][42:]))
     return seeds
 
 
 SEEDS = make_seeds()
-
-
-def chunk_spans(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each chunk, as far as the length fields allow."""
-    spans, position = [], len(vq.SIGNATURE)
-    while position + 12 <= len(data):
-        (length,) = struct.unpack_from(">I", data, position)
-        end = min(position + 12 + length, len(data))
-        spans.append((position, end))
-        position = end
-    return spans
-
-
-def fix_crcs(data: bytes) -> bytes:
-    out = bytearray(data)
-    for start, end in chunk_spans(data):
-        (length,) = struct.unpack_from(">I", data, start)
-        if end == start + 12 + length:
-            crc = zlib.crc32(data[start + 4 : end - 4])
-            out[end - 4 : end] = struct.pack(">I", crc)
-    return bytes(out)
 
 
 # -- mutations: (draw, data) -> data -------------------------------------------
@@ -182,7 +170,7 @@ CHUNK_TYPES = st.sampled_from([b"HEAD", b"BOOK", b"INDX", b"DONE", b"dens", b"ex
 
 def insert_chunk(draw, data):
     chunk_type = draw(CHUNK_TYPES | st.binary(min_size=4, max_size=4))
-    new = chunk(chunk_type, draw(st.binary(max_size=40)))
+    new = vq._chunk(chunk_type, draw(st.binary(max_size=40)))
     at = draw(st.sampled_from([s for s, _ in chunk_spans(data)] + [len(data)]))
     return data[:at] + new + data[at:]
 

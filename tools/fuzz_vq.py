@@ -99,14 +99,9 @@ def seed_files() -> list[bytes]:
                 coding=coding,
             )
             if number % 3 == 0:  # an ancillary chunk of a later version
-                data = _insert_chunk(data, 2, _chunk(b"zzZz", b"later data"))
+                data = _insert_chunk(data, 2, vq._chunk(b"zzZz", b"later data"))
             seeds.append(data)
     return seeds
-
-
-def _chunk(chunk_type: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(data, zlib.crc32(chunk_type))
-    return struct.pack(">I4s", len(data), chunk_type) + data + struct.pack(">I", crc)
 
 
 def chunk_spans(data: bytes) -> list[tuple[int, int]]:
@@ -219,7 +214,7 @@ def random_chunk(rng: random.Random, data: bytes) -> bytes:
     chunk_type = rng.choice((b"HEAD", b"BOOK", b"INDX", b"DONE", b"iccp", b"dens"))
     chunk_type = rng.choice((chunk_type, bytes(rng.choices(b"aZqQ", k=4))))
     body = rng.randbytes(rng.choice((0, 1, 16, 21, rng.randrange(64))))
-    return _insert_chunk(data, rng.randrange(8), _chunk(chunk_type, body))
+    return _insert_chunk(data, rng.randrange(8), vq._chunk(chunk_type, body))
 
 
 MUTATIONS = (
