@@ -30,18 +30,20 @@ import numpy as np
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
+from skvq import _lloyd as _lloyd_kernels
+
 # Rows of at most 4 uint8 values pack into one uint32 key; up to 3 of them
 # (24-bit keys) also index a dense lookup table.
 _PACKABLE_MAX_FEATURES = 4
 _DENSE_MAX_FEATURES = 3
-# Levels per channel of the grid used for seeding and nearest-codeword search.
+# Levels per channel of the grid used for seeding and nearest-codeword search,
+# and of the coarser grid whose candidate lists narrow those of the first.
 _GRID_BITS = 5
+_POOL_BITS = 3
 # Levels per channel of the coarse color histograms converged on first.
 _LEVEL_BITS = (5, 6, 7)
 # A histogram is used only when it is that many times smaller than the next.
 _MIN_COARSENING = 4
-# Elements per temporary distance block, to bound memory.
-_BLOCK = 1 << 20
 # How far, in color levels, centroids may move before the candidate
 # centroids of each grid cell are recomputed.
 _REACH = 6.0
@@ -234,15 +236,11 @@ def _weighted_sums(points, weights, labels, n_clusters):
 
 
 def _means(centers, sums, counts):
-    """Cluster means (empty clusters keep their centroid) and how far each moved."""
+    """Cluster means; empty clusters keep their centroid."""
     filled = counts > 0
     means = centers.copy()
     means[filled] = sums[filled] / counts[filled, None]
-    return means, _distance(means, centers)
-
-
-def _distance(a, b):
-    return np.sqrt(((a - b) ** 2).sum(axis=1))
+    return means
 
 
 def _lloyd(rows, weights, centers, max_iter, tol):
@@ -254,212 +252,129 @@ def _lloyd(rows, weights, centers, max_iter, tol):
     :class:`~sklearn.cluster.KMeans`, or after ``max_iter`` passes; in the
     last two cases the rows are assigned to the final centroids.
 
-    The passes are grouped in epochs during which no centroid moves farther
-    than ``_REACH`` from where it was at the start of the epoch (its anchor).
-    At the start of an epoch, each grid cell gets the centroids that may
-    become nearest to one of its colors within that reach, and every row is
-    matched to its nearest centroid. Rows whose second nearest centroid is
-    more than ``2 * _REACH`` farther than their nearest cannot change cluster
-    during the epoch; the passes loop over the others only, with Hamerly's
-    bounds: ``upper`` bounds the distance of a row to its centroid and
-    ``lower`` its distance to the other candidates, and a row whose upper
-    bound stays below its lower bound keeps its cluster unchecked. Cluster
-    sums are updated with the moved rows only.
+    The passes run in the compiled :func:`skvq._lloyd.lloyd_epoch`, in
+    epochs during which no centroid moves farther than ``_REACH`` from where
+    it was at the start of the epoch; each epoch gets candidate lists for
+    the grid cells made with that much slack.
     """
-    points = rows.astype(np.float64)
-    n_clusters = len(centers)
+    grid = _grid(rows)
+    cell_of_row, n_cells = grid[0], len(grid[2])
+    # The kernel takes the rows grouped by cell.
+    order = np.argsort(cell_of_row, kind="stable")
+    box_start = np.searchsorted(cell_of_row[order], np.arange(n_cells + 1))
+    points = rows[order].astype(np.float64)
+    weights = np.ascontiguousarray(weights[order], dtype=np.float64)
     mean = weights @ points / weights.sum()
     tol = tol * float(weights @ ((points - mean) ** 2).sum(axis=1)) / weights.sum()
     tol /= points.shape[1]
-    grid = _grid(rows)
-    cell_of_row = grid[0]
-    labels, n_iter, fixed, settled = None, 0, False, False
+    centers = np.array(centers, dtype=np.float64, order="C")
+    labels = np.full(len(rows), -1, dtype=np.intp)
+    upper, lower = np.empty(len(rows)), np.empty(len(rows))
+    n_iter, settled = 0, False
     while True:
-        anchor = centers
-        table, width = _candidates(grid, centers, 2 * _REACH)
-        new_labels, upper, lower = _search(
-            points, np.arange(len(rows)), cell_of_row, table, width, centers
+        indptr, indices, outside = _candidates(grid, centers, 2 * _REACH)
+        n_passes, fixed, settled_now, reanchor, *_ = _lloyd_kernels.lloyd_epoch(
+            points,
+            weights,
+            box_start,
+            indptr,
+            indices,
+            outside,
+            centers,
+            labels,
+            upper,
+            lower,
+            _REACH,
+            0 if settled else max_iter - n_iter,
+            tol,
         )
-        fixed = labels is not None and np.array_equal(new_labels, labels)
-        labels = new_labels
-        if fixed or settled or n_iter >= max_iter:
-            break
-        sums, counts = _weighted_sums(points, weights, labels, n_clusters)
-        active = np.flatnonzero(lower - upper <= 2 * _REACH)
-        x, w, cell = points[active], weights[active], cell_of_row[active]
-        lab, up, lo = labels[active], upper[active], lower[active]
-        while True:
-            centers, shift = _means(centers, sums, counts)
-            n_iter += 1
-            settled = (shift**2).sum() <= tol
-            if _distance(centers, anchor).max() > _REACH:
-                break
-            up += shift[lab]
-            lo -= shift[table].max(axis=1)[cell]
-            stale = np.flatnonzero(up > lo)
-            up[stale] = _distance(x[stale], centers[lab[stale]])
-            stale = stale[up[stale] > lo[stale]]
-            new_lab, up[stale], lo[stale] = _search(
-                x, stale, cell, table, width, centers
-            )
-            changed = new_lab != lab[stale]
-            moved = stale[changed]
-            if moved.size:
-                old_sums, old_counts = _weighted_sums(
-                    x[moved], w[moved], lab[moved], n_clusters
-                )
-                lab[moved] = new_lab[changed]
-                new_sums, new_counts = _weighted_sums(
-                    x[moved], w[moved], lab[moved], n_clusters
-                )
-                sums += new_sums - old_sums
-                counts += new_counts - old_counts
-            fixed = not moved.size
-            if fixed or settled or n_iter >= max_iter:
-                break
-        labels[active] = lab
-        if fixed or settled or n_iter >= max_iter:
+        n_iter += n_passes
+        settled = settled or settled_now
+        if not reanchor:
             break
     if fixed:
         # Recompute the means in one pass so that they carry no rounding
         # accumulated by the incremental updates (with float weights).
-        sums, counts = _weighted_sums(points, weights, labels, n_clusters)
-        centers, _ = _means(centers, sums, counts)
+        sums, counts = _weighted_sums(points, weights, labels, len(centers))
+        centers = _means(centers, sums, counts)
     inertia = float(weights @ ((points - centers[labels]) ** 2).sum(axis=1))
     return centers, inertia, n_iter
 
 
 def _grid(rows):
-    """The cells of the rows: boxes given by one side index per feature.
+    """The cell of each row, the box of each cell, and coarser enclosing boxes.
 
     Rows of at most 4 values in ``[0, 256)`` fall in the cells of a grid with
-    ``2**_GRID_BITS`` levels per feature; other rows all fall in one cell,
+    ``2**_GRID_BITS`` levels per feature, grouped in the coarser cells of a
+    grid with ``2**_POOL_BITS`` levels; other rows all fall in one cell,
     their bounding box.
 
     Returns
     -------
     cell_of_row : ndarray of shape (n_rows,), intp
-    cell_sides : ndarray of shape (n_cells, n_features), intp
-        Index of each cell's side along each feature.
-    side_lo, side_hi : ndarray of shape (n_sides,) or (n_sides, n_features)
-        Lowest and highest coordinate of each side.
+    boxes : (box_lo, box_hi), each of shape (n_cells, n_features), float64
+        Lowest and highest coordinates of the rows each cell may hold.
+    parent_of_cell : ndarray of shape (n_cells,), intp
+    parents : (box_lo, box_hi), each of shape (n_parents, n_features)
     """
     on_grid = rows.shape[1] <= _PACKABLE_MAX_FEATURES and (
         rows.dtype == np.uint8 or (rows.min() >= 0 and rows.max() < 256)
     )
-    if on_grid:
-        cells, cell_of_row = _occupied_cells(rows, _GRID_BITS)
-        n_features = rows.shape[1]
-        cell_sides = np.empty((len(cells), n_features), dtype=np.intp)
-        for j in range(n_features):
-            cell_sides[:, j] = (cells >> (_GRID_BITS * (n_features - 1 - j))) & (
-                2**_GRID_BITS - 1
-            )
-        size = 2 ** (8 - _GRID_BITS)
-        side_lo = np.arange(2**_GRID_BITS, dtype=np.float64)[:, None] * size
-        # Integer rows reach the last level of their cell, floats up to its end.
-        side_hi = side_lo + (size - 1 if rows.dtype == np.uint8 else size)
-        return cell_of_row, cell_sides, side_lo, side_hi
-    points = rows.astype(np.float64)
-    cell_of_row = np.zeros(len(rows), dtype=np.intp)
-    cell_sides = np.zeros((1, rows.shape[1]), dtype=np.intp)
-    return cell_of_row, cell_sides, points.min(axis=0)[None], points.max(axis=0)[None]
+    if not on_grid:
+        points = rows.astype(np.float64)
+        box = (points.min(axis=0)[None], points.max(axis=0)[None])
+        return np.zeros(len(rows), dtype=np.intp), box, np.zeros(1, np.intp), box
+    cells, cell_of_row = _occupied_cells(rows, _GRID_BITS)
+    n_features = rows.shape[1]
+    side = np.empty((len(cells), n_features), dtype=np.intp)
+    for j in range(n_features):
+        side[:, j] = (cells >> (_GRID_BITS * (n_features - 1 - j))) & (
+            2**_GRID_BITS - 1
+        )
+    # Integer rows reach the last level of their cell, floats up to its end.
+    inclusive = rows.dtype == np.uint8
+    boxes = _boxes(side, 8 - _GRID_BITS, inclusive)
+    parent_side = side >> (_GRID_BITS - _POOL_BITS)
+    parent_ids = np.zeros(len(cells), dtype=np.intp)
+    for j in range(n_features):
+        parent_ids = (parent_ids << _POOL_BITS) | parent_side[:, j]
+    parent_ids, first, parent_of_cell = np.unique(
+        parent_ids, return_index=True, return_inverse=True
+    )
+    parents = _boxes(parent_side[first], 8 - _POOL_BITS, inclusive)
+    return (
+        np.ascontiguousarray(cell_of_row, dtype=np.intp),
+        boxes,
+        parent_of_cell.reshape(-1).astype(np.intp),
+        parents,
+    )
+
+
+def _boxes(side, shift, inclusive):
+    size = 2**shift
+    lo = (side * size).astype(np.float64)
+    return lo, lo + (size - 1 if inclusive else size)
 
 
 def _candidates(grid, centers, slack):
-    """Centroids that may be nearest to a point of each cell, padded by repeats.
+    """Candidate lists of the grid's cells (see :func:`skvq._lloyd.candidates`).
 
-    Centroid ``j`` is a candidate for a box if its smallest distance to the
-    box is at most ``slack`` more than the smallest, over centroids, of the
-    largest distance to the box. Any other centroid is more than ``slack``
-    farther from every point of the box than that point's nearest centroid.
-
-    Returns
-    -------
-    table : ndarray of shape (n_cells, max_width), intp
-        Candidates of each cell; row ``i`` repeats its first candidate after
-        ``width[i]`` entries.
-    width : ndarray of shape (n_cells,), intp
-        Number of candidates of each cell.
+    The lists of the coarse enclosing boxes are made first and narrow the
+    centroids considered for each cell.
     """
-    _, cell_sides, side_lo, side_hi = grid
-    n_cells, k = len(cell_sides), len(centers)
-    # The squared distances along each feature are computed once per side
-    # and gathered for the cells.
-    below = side_lo.T[:, :, None] - centers.T[:, None, :]  # (n_features, n_sides, k)
-    above = side_hi.T[:, :, None] - centers.T[:, None, :]
-    near_side = np.maximum(below, 0) ** 2 + np.minimum(above, 0) ** 2
-    far_side = np.maximum(below**2, above**2)
-    step = max(1, _BLOCK // k)
-    cell_parts, code_parts = [], []
-    for start in range(0, n_cells, step):
-        sides = cell_sides[start : start + step].T
-        near = sum(table[side] for table, side in zip(near_side, sides, strict=True))
-        far = sum(table[side] for table, side in zip(far_side, sides, strict=True))
-        bound = np.sqrt(far.min(axis=1, keepdims=True)) + slack
-        # The tiny relative margin keeps ties despite rounding in the roots.
-        cell, code = np.nonzero(near <= (bound * (1 + 1e-9)) ** 2)
-        cell_parts.append(cell + start)
-        code_parts.append(code)
-    cell, code = np.concatenate(cell_parts), np.concatenate(code_parts)
-    width = np.bincount(cell, minlength=n_cells)
-    first = np.cumsum(width) - width
-    table = np.repeat(code[first], width.max()).reshape(n_cells, -1)
-    table[cell, np.arange(len(cell)) - first[cell]] = code
-    return table, width
-
-
-def _search(points, idx, cell_of_row, table, width, centers):
-    """Nearest and second nearest candidate centroid of ``points[idx]``.
-
-    Returns
-    -------
-    labels : ndarray of shape (len(idx),), intp
-    first : ndarray of shape (len(idx),), float64
-        Distance to the nearest candidate.
-    second : ndarray of shape (len(idx),), float64
-        Distance to the nearest other candidate (``inf`` if none).
-    """
-    labels = np.empty(len(idx), dtype=np.intp)
-    first = np.empty(len(idx))
-    second = np.empty(len(idx))
-    row_cell = cell_of_row[idx]
-    row_width = width[row_cell]
-    coordinates = np.ascontiguousarray(centers.T)
-    # Rows go in groups of similar candidate counts, each padded to its
-    # group's largest count, in blocks that bound the temporaries.
-    lo_width = 0
-    while lo_width < row_width.max(initial=0):
-        hi_width = min(max(1, 2 * lo_width), table.shape[1])
-        group = np.flatnonzero((row_width > lo_width) & (row_width <= hi_width))
-        step = max(1, _BLOCK // hi_width)
-        for start in range(0, len(group), step):
-            part = group[start : start + step]
-            x = points[idx[part]]
-            codes = table[row_cell[part], :hi_width]
-            sq = np.zeros(codes.shape)
-            for j, coordinate in enumerate(coordinates):
-                diff = coordinate.take(codes)
-                diff -= x[:, j, None]
-                sq += diff * diff
-            best = sq.argmin(axis=1)
-            rank = np.arange(len(part))
-            labels[part] = codes[rank, best]
-            first[part] = sq[rank, best]
-            sq[codes == labels[part, None]] = np.inf
-            second[part] = sq.min(axis=1)
-        lo_width = hi_width
-    return labels, np.sqrt(first), np.sqrt(second)
+    _, boxes, parent_of_cell, parents = grid
+    pools = _lloyd_kernels.candidates(*parents, centers, slack)[:2]
+    return _lloyd_kernels.candidates(*boxes, centers, slack, parent_of_cell, *pools)
 
 
 def _nearest(rows, centers):
     """Index of and distance to the nearest centroid of each row."""
     grid = _grid(rows)
-    table, width = _candidates(grid, centers, 0.0)
-    labels, first, _ = _search(
-        rows.astype(np.float64), np.arange(len(rows)), grid[0], table, width, centers
+    centers = np.ascontiguousarray(centers, dtype=np.float64)
+    indptr, indices, _ = _candidates(grid, centers, 0.0)
+    return _lloyd_kernels.nearest(
+        rows.astype(np.float64), grid[0], indptr, indices, centers
     )
-    return labels, first
 
 
 def assign(X, codebook, *, return_distance=True):

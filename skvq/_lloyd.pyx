@@ -1,0 +1,360 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: cdivision=True, initializedcheck=False
+"""Compiled inner loops of the exact K-Means engine (see ``_kmeans.py``).
+
+Points fall in boxes (cells of a color grid). For each box, a candidate list
+holds the centroids that may be nearest to one of its points; the search for
+a point's nearest centroid scans only its box's list. Lloyd's passes keep
+Hamerly's bounds per point, so that a pass costs one comparison for most
+points and a search for the few near a cluster boundary.
+
+Candidate lists are valid while no centroid is farther than ``reach`` from
+where it was when they were made (its anchor): an epoch. ``lloyd_epoch``
+returns when a centroid leaves that reach, and the caller makes new lists.
+"""
+
+from libc.math cimport INFINITY, sqrt
+from libc.stdlib cimport free, malloc, realloc
+
+import numpy as np
+
+
+cdef inline double _sq_distance(
+    const double[:, ::1] a, Py_ssize_t i, const double[:, ::1] b, Py_ssize_t j
+) noexcept nogil:
+    cdef Py_ssize_t f
+    cdef double diff, total = 0.0
+    for f in range(a.shape[1]):
+        diff = a[i, f] - b[j, f]
+        total += diff * diff
+    return total
+
+
+cdef inline void _box_distances(
+    const double[:, ::1] box_lo,
+    const double[:, ::1] box_hi,
+    Py_ssize_t box,
+    const double[:, ::1] centers,
+    Py_ssize_t j,
+    double* near_sq,
+    double* far_sq,
+) noexcept nogil:
+    """Squared least and greatest distances of centroid ``j`` to a box."""
+    cdef Py_ssize_t f
+    cdef double below, above, near = 0.0, far = 0.0
+    for f in range(centers.shape[1]):
+        below = box_lo[box, f] - centers[j, f]
+        above = box_hi[box, f] - centers[j, f]
+        if below > 0:
+            near += below * below
+        elif above < 0:
+            near += above * above
+        below *= below
+        above *= above
+        far += below if below > above else above
+    near_sq[0] = near
+    far_sq[0] = far
+
+
+def candidates(
+    const double[:, ::1] box_lo,
+    const double[:, ::1] box_hi,
+    const double[:, ::1] centers,
+    double slack,
+    const Py_ssize_t[::1] pool_of_box=None,
+    const Py_ssize_t[::1] pool_indptr=None,
+    const Py_ssize_t[::1] pool_indices=None,
+):
+    """Centroids that may be nearest to a point of each box, as CSR lists.
+
+    Centroid ``j`` is a candidate for a box if its least distance to the box
+    is at most ``slack`` more than the least, over centroids, of the greatest
+    distance to the box. Every other centroid is then more than ``slack``
+    farther from each point of the box than that point's nearest centroid.
+
+    Without a pool, every centroid is considered for every box. With one,
+    box ``c`` considers only the centroids of pool ``pool_of_box[c]``
+    (``pool_indices[pool_indptr[p]:pool_indptr[p+1]]``): the candidate lists
+    of an enclosing box made with the same slack hold all candidates.
+
+    Returns
+    -------
+    indptr : ndarray of shape (n_boxes + 1,), intp
+    indices : ndarray of shape (indptr[-1],), intp
+        Candidates of box ``c``, ascending: ``indices[indptr[c]:indptr[c+1]]``.
+    outside : ndarray of shape (n_boxes,), float64
+        A lower bound on the distance of any point of the box to any centroid
+        that is not a candidate.
+    """
+    cdef Py_ssize_t n_boxes = box_lo.shape[0], k = centers.shape[0]
+    cdef Py_ssize_t c, p, j, lo, hi, size, count = 0, capacity = 4 * n_boxes + k
+    cdef bint pooled = pool_of_box is not None
+    cdef double far, least_far, bound
+    indptr_array = np.zeros(n_boxes + 1, dtype=np.intp)
+    outside_array = np.empty(n_boxes)
+    cdef Py_ssize_t[::1] indptr = indptr_array
+    cdef Py_ssize_t[::1] indices
+    cdef double[::1] outside = outside_array
+    cdef double* near = <double*> malloc(k * sizeof(double))
+    cdef Py_ssize_t* found = <Py_ssize_t*> malloc(capacity * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* grown
+    try:
+        if near == NULL or found == NULL:
+            raise MemoryError()
+        with nogil:
+            for c in range(n_boxes):
+                lo, hi = 0, k
+                if pooled:
+                    lo = pool_indptr[pool_of_box[c]]
+                    hi = pool_indptr[pool_of_box[c] + 1]
+                least_far = INFINITY
+                for p in range(lo, hi):
+                    j = pool_indices[p] if pooled else p
+                    _box_distances(box_lo, box_hi, c, centers, j, &near[p - lo], &far)
+                    if far < least_far:
+                        least_far = far
+                bound = sqrt(least_far) + slack
+                outside[c] = bound
+                # The tiny relative margin keeps ties despite rounding.
+                bound = (bound * (1 + 1e-9)) ** 2
+                if count + hi - lo > capacity:
+                    size = max(2 * capacity, count + hi - lo)
+                    grown = <Py_ssize_t*> realloc(found, size * sizeof(Py_ssize_t))
+                    if grown == NULL:
+                        with gil:
+                            raise MemoryError()
+                    found, capacity = grown, size
+                for p in range(lo, hi):
+                    if near[p - lo] <= bound:
+                        found[count] = pool_indices[p] if pooled else p
+                        count += 1
+                indptr[c + 1] = count
+        indices_array = np.empty(count, dtype=np.intp)
+        indices = indices_array
+        for p in range(count):
+            indices[p] = found[p]
+    finally:
+        free(near)
+        free(found)
+    return indptr_array, indices_array, outside_array
+
+
+cdef inline Py_ssize_t _nearest_two(
+    const double[:, ::1] points,
+    Py_ssize_t i,
+    const Py_ssize_t[::1] indptr,
+    const Py_ssize_t[::1] indices,
+    Py_ssize_t cell,
+    const double[:, ::1] centers,
+    double* first,
+    double* second,
+) noexcept nogil:
+    """Nearest candidate (lowest index on ties) and the two least squared distances."""
+    cdef Py_ssize_t p, j, best = -1
+    cdef double sq, d1 = INFINITY, d2 = INFINITY
+    for p in range(indptr[cell], indptr[cell + 1]):
+        j = indices[p]
+        sq = _sq_distance(points, i, centers, j)
+        if sq < d1:
+            d2 = d1
+            d1 = sq
+            best = j
+        elif sq < d2:
+            d2 = sq
+    first[0] = d1
+    second[0] = d2
+    return best
+
+
+def nearest(
+    const double[:, ::1] points,
+    const Py_ssize_t[::1] cell_of_point,
+    const Py_ssize_t[::1] indptr,
+    const Py_ssize_t[::1] indices,
+    const double[:, ::1] centers,
+):
+    """Index of and distance to the nearest centroid of each point.
+
+    The candidate lists must hold each point's nearest centroid (as those
+    made by :func:`candidates` with any ``slack >= 0`` do).
+    """
+    cdef Py_ssize_t n = points.shape[0], i
+    cdef double d1, d2
+    labels_array = np.empty(n, dtype=np.intp)
+    distance_array = np.empty(n)
+    cdef Py_ssize_t[::1] labels = labels_array
+    cdef double[::1] distance = distance_array
+    with nogil:
+        for i in range(n):
+            labels[i] = _nearest_two(
+                points, i, indptr, indices, cell_of_point[i], centers, &d1, &d2
+            )
+            distance[i] = sqrt(d1)
+    return labels_array, distance_array
+
+
+cdef void _move(
+    const double[:, ::1] points,
+    const double[::1] weights,
+    Py_ssize_t i,
+    Py_ssize_t old,
+    Py_ssize_t new,
+    double[:, ::1] sums,
+    double[::1] counts,
+) noexcept nogil:
+    cdef Py_ssize_t f
+    cdef double w = weights[i]
+    for f in range(points.shape[1]):
+        sums[old, f] -= w * points[i, f]
+        sums[new, f] += w * points[i, f]
+    counts[old] -= w
+    counts[new] += w
+
+
+def lloyd_epoch(
+    const double[:, ::1] points,
+    const double[::1] weights,
+    const Py_ssize_t[::1] box_start,
+    const Py_ssize_t[::1] indptr,
+    const Py_ssize_t[::1] indices,
+    const double[::1] outside,
+    double[:, ::1] centers,
+    Py_ssize_t[::1] labels,
+    double[::1] upper,
+    double[::1] lower,
+    double reach,
+    Py_ssize_t max_passes,
+    double tol,
+):
+    """Weighted Lloyd passes while the candidate lists stay valid.
+
+    Alternates assigning each point to its nearest centroid and moving each
+    centroid to the weighted mean of its points (an empty cluster keeps its
+    centroid), starting with an assignment.
+
+    The points are sorted by box: those of box ``c`` are
+    ``points[box_start[c]:box_start[c+1]]``; a box none of whose candidates
+    moved is skipped whole.
+
+    ``centers``, ``labels`` and Hamerly's bounds are updated in place. On the
+    first call, ``labels`` are -1 and the points are searched in full. On
+    later calls they are the labels the centroids are the means of, and for
+    each point ``upper`` bounds the distance to its centroid and ``lower``
+    the distance to every other centroid. The candidate lists must have been
+    made from ``centers`` with a slack of ``2 * reach``.
+
+    Returns
+    -------
+    n_passes : int
+        Centroid updates done (at most ``max_passes``).
+    fixed : bool
+        No point changed cluster in the last assignment: the centroids are
+        the means of their points and each point is at its nearest centroid.
+    settled : bool
+        The squared centroid shifts of the last update summed to at most
+        ``tol``.
+    reanchor : bool
+        A centroid moved farther than ``reach`` from where it was on entry:
+        the last update was done but points were not reassigned; call again
+        with new candidate lists.
+    """
+    cdef Py_ssize_t n = points.shape[0], k = centers.shape[0], d = points.shape[1]
+    cdef Py_ssize_t n_boxes = outside.shape[0]
+    cdef Py_ssize_t i, j, f, p, a, b, cell = 0, n_passes = 0, moved
+    cdef double d1, d2, mean, diff, shift_sq, total_shift, largest_shift
+    cdef bint fixed = False, settled = False, reanchor = False, searched = False
+    # On entry every point is checked: the bounds may have been loosened.
+    cdef bint every_box = True
+    cdef Py_ssize_t n_tight = 0, n_search = 0
+    anchor_array = np.array(centers, dtype=np.float64, copy=True)
+    sums_array = np.zeros((k, d))
+    counts_array = np.zeros(k)
+    shift_array = np.zeros(k)
+    box_shift_array = np.zeros(n_boxes)
+    cdef double[:, ::1] anchor = anchor_array
+    cdef double[:, ::1] sums = sums_array
+    cdef double[::1] counts = counts_array
+    cdef double[::1] shift = shift_array
+    cdef double[::1] box_shift = box_shift_array
+    with nogil:
+        for i in range(n):
+            while i >= box_start[cell + 1]:
+                cell += 1
+            if labels[i] < 0:
+                labels[i] = _nearest_two(
+                    points, i, indptr, indices, cell, centers, &d1, &d2
+                )
+                upper[i] = sqrt(d1)
+                lower[i] = sqrt(d2)
+                searched = True
+            # A centroid off the list stays at least outside - reach away.
+            lower[i] = min(lower[i], outside[cell] - reach)
+            b = labels[i]
+            counts[b] += weights[i]
+            for f in range(d):
+                sums[b, f] += weights[i] * points[i, f]
+        while True:
+            if not searched:
+                moved = 0
+                for cell in range(n_boxes):
+                    if box_shift[cell] == 0 and not every_box:
+                        continue
+                    for i in range(box_start[cell], box_start[cell + 1]):
+                        a = labels[i]
+                        upper[i] += shift[a]
+                        lower[i] -= box_shift[cell]
+                        if upper[i] <= lower[i]:
+                            continue
+                        upper[i] = sqrt(_sq_distance(points, i, centers, a))
+                        n_tight += 1
+                        if upper[i] <= lower[i]:
+                            continue
+                        n_search += 1
+                        b = _nearest_two(
+                            points, i, indptr, indices, cell, centers, &d1, &d2
+                        )
+                        upper[i] = sqrt(d1)
+                        lower[i] = min(sqrt(d2), outside[cell] - reach)
+                        if b != a:
+                            _move(points, weights, i, a, b, sums, counts)
+                            labels[i] = b
+                            moved += 1
+                if moved == 0:
+                    fixed = True
+                    break
+            searched = False
+            every_box = False
+            if settled or n_passes >= max_passes:
+                break
+            total_shift = 0.0
+            largest_shift = 0.0
+            for j in range(k):
+                shift[j] = 0.0
+                if counts[j] <= 0:
+                    continue
+                shift_sq = 0.0
+                for f in range(d):
+                    mean = sums[j, f] / counts[j]
+                    diff = mean - centers[j, f]
+                    shift_sq += diff * diff
+                    centers[j, f] = mean
+                shift[j] = sqrt(shift_sq)
+                total_shift += shift_sq
+                largest_shift = max(largest_shift, shift[j])
+                if _sq_distance(centers, j, anchor, j) > reach * reach:
+                    reanchor = True
+            n_passes += 1
+            settled = total_shift <= tol
+            if reanchor:
+                # The lists are stale: bound the other centroids' approach by
+                # the largest shift of all.
+                for i in range(n):
+                    upper[i] += shift[labels[i]]
+                    lower[i] -= largest_shift
+                break
+            for cell in range(n_boxes):
+                box_shift[cell] = 0.0
+                for p in range(indptr[cell], indptr[cell + 1]):
+                    if shift[indices[p]] > box_shift[cell]:
+                        box_shift[cell] = shift[indices[p]]
+    return n_passes, bool(fixed), bool(settled), bool(reanchor), n_tight, n_search
