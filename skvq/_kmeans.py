@@ -270,10 +270,11 @@ def _lloyd(rows, weights, centers, max_iter, tol):
     centers = np.array(centers, dtype=np.float64, order="C")
     labels = np.full(len(rows), -1, dtype=np.intp)
     upper, lower = np.empty(len(rows)), np.empty(len(rows))
+    drift = np.zeros(n_cells)
     n_iter, settled = 0, False
     while True:
         indptr, indices, outside = _candidates(grid, centers, 2 * _REACH)
-        n_passes, fixed, settled_now, reanchor, *_ = _lloyd_kernels.lloyd_epoch(
+        n_passes, fixed, settled_now, reanchor = _lloyd_kernels.lloyd_epoch(
             points,
             weights,
             box_start,
@@ -284,6 +285,7 @@ def _lloyd(rows, weights, centers, max_iter, tol):
             labels,
             upper,
             lower,
+            drift,
             _REACH,
             0 if settled else max_iter - n_iter,
             tol,

@@ -151,10 +151,24 @@ cdef inline Py_ssize_t _nearest_two(
 ) noexcept nogil:
     """Nearest candidate (lowest index on ties) and the two least squared distances."""
     cdef Py_ssize_t p, j, best = -1
-    cdef double sq, d1 = INFINITY, d2 = INFINITY
+    cdef double sq, d1 = INFINITY, d2 = INFINITY, x0, x1, x2, e0, e1, e2
+    cdef const double* row
+    cdef bint rgb = points.shape[1] == 3
+    if rgb:
+        # Colors: an unrolled loop on raw rows (the common case).
+        x0 = points[i, 0]
+        x1 = points[i, 1]
+        x2 = points[i, 2]
     for p in range(indptr[cell], indptr[cell + 1]):
         j = indices[p]
-        sq = _sq_distance(points, i, centers, j)
+        if rgb:
+            row = &centers[j, 0]
+            e0 = row[0] - x0
+            e1 = row[1] - x1
+            e2 = row[2] - x2
+            sq = e0 * e0 + e1 * e1 + e2 * e2
+        else:
+            sq = _sq_distance(points, i, centers, j)
         if sq < d1:
             d2 = d1
             d1 = sq
@@ -222,6 +236,7 @@ def lloyd_epoch(
     Py_ssize_t[::1] labels,
     double[::1] upper,
     double[::1] lower,
+    double[::1] drift,
     double reach,
     Py_ssize_t max_passes,
     double tol,
@@ -233,15 +248,18 @@ def lloyd_epoch(
     centroid), starting with an assignment.
 
     The points are sorted by box: those of box ``c`` are
-    ``points[box_start[c]:box_start[c+1]]``; a box none of whose candidates
-    moved is skipped whole.
+    ``points[box_start[c]:box_start[c+1]]``. Hamerly's bounds are kept
+    relative to the box's ``drift``, the sum over passes of the largest shift
+    of the box's candidates: ``upper[i] + drift[c]`` bounds the distance of
+    point ``i`` to its centroid and ``lower[i] - drift[c]`` its distance to
+    every other centroid. A pass thus updates one number per box, and skips
+    a box whole while the bounds of all its points stay apart.
 
-    ``centers``, ``labels`` and Hamerly's bounds are updated in place. On the
-    first call, ``labels`` are -1 and the points are searched in full. On
-    later calls they are the labels the centroids are the means of, and for
-    each point ``upper`` bounds the distance to its centroid and ``lower``
-    the distance to every other centroid. The candidate lists must have been
-    made from ``centers`` with a slack of ``2 * reach``.
+    ``centers``, ``labels``, the bounds and ``drift`` are updated in place.
+    On the first call, ``labels`` are -1, ``drift`` zeros, and the points
+    are searched in full. On later calls, ``labels`` are those the centroids
+    are the means of. The candidate lists must have been made from
+    ``centers`` with a slack of ``2 * reach``.
 
     Returns
     -------
@@ -260,70 +278,91 @@ def lloyd_epoch(
     """
     cdef Py_ssize_t n = points.shape[0], k = centers.shape[0], d = points.shape[1]
     cdef Py_ssize_t n_boxes = outside.shape[0]
-    cdef Py_ssize_t i, j, f, p, a, b, cell = 0, n_passes = 0, moved
+    cdef Py_ssize_t i, j, f, p, a, b, c, n_passes = 0, moved
     cdef double d1, d2, mean, diff, shift_sq, total_shift, largest_shift
+    cdef double gap, least_gap
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
-    # On entry every point is checked: the bounds may have been loosened.
-    cdef bint every_box = True
-    cdef Py_ssize_t n_tight = 0, n_search = 0
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
     sums_array = np.zeros((k, d))
     counts_array = np.zeros(k)
     shift_array = np.zeros(k)
     box_shift_array = np.zeros(n_boxes)
+    least_gap_array = np.empty(n_boxes)
+    # The boxes of each centroid (the transposed candidate lists).
+    boxes_indptr_array = np.zeros(k + 1, dtype=np.intp)
+    boxes_array = np.empty(indptr[n_boxes], dtype=np.intp)
     cdef double[:, ::1] anchor = anchor_array
     cdef double[:, ::1] sums = sums_array
     cdef double[::1] counts = counts_array
     cdef double[::1] shift = shift_array
     cdef double[::1] box_shift = box_shift_array
+    cdef double[::1] box_gap = least_gap_array
+    cdef Py_ssize_t[::1] boxes_indptr = boxes_indptr_array
+    cdef Py_ssize_t[::1] boxes = boxes_array
     with nogil:
-        for i in range(n):
-            while i >= box_start[cell + 1]:
-                cell += 1
-            if labels[i] < 0:
-                labels[i] = _nearest_two(
-                    points, i, indptr, indices, cell, centers, &d1, &d2
-                )
-                upper[i] = sqrt(d1)
-                lower[i] = sqrt(d2)
-                searched = True
-            # A centroid off the list stays at least outside - reach away.
-            lower[i] = min(lower[i], outside[cell] - reach)
-            b = labels[i]
-            counts[b] += weights[i]
-            for f in range(d):
-                sums[b, f] += weights[i] * points[i, f]
+        for p in range(indptr[n_boxes]):
+            boxes_indptr[indices[p] + 1] += 1
+        for j in range(k):
+            boxes_indptr[j + 1] += boxes_indptr[j]
+        for c in range(n_boxes):
+            for p in range(indptr[c], indptr[c + 1]):
+                j = indices[p]
+                boxes[boxes_indptr[j]] = c
+                boxes_indptr[j] += 1
+        for j in range(k, 0, -1):
+            boxes_indptr[j] = boxes_indptr[j - 1]
+        boxes_indptr[0] = 0
+
+        for c in range(n_boxes):
+            least_gap = INFINITY
+            for i in range(box_start[c], box_start[c + 1]):
+                if labels[i] < 0:
+                    labels[i] = _nearest_two(
+                        points, i, indptr, indices, c, centers, &d1, &d2
+                    )
+                    upper[i] = sqrt(d1) - drift[c]
+                    lower[i] = sqrt(d2) + drift[c]
+                    searched = True
+                # A centroid off the list stays at least outside - reach away.
+                lower[i] = min(lower[i], outside[c] - reach + drift[c])
+                least_gap = min(least_gap, lower[i] - upper[i])
+                b = labels[i]
+                counts[b] += weights[i]
+                for f in range(d):
+                    sums[b, f] += weights[i] * points[i, f]
+            box_gap[c] = least_gap
         while True:
             if not searched:
                 moved = 0
-                for cell in range(n_boxes):
-                    if box_shift[cell] == 0 and not every_box:
+                for c in range(n_boxes):
+                    drift[c] += box_shift[c]
+                    box_shift[c] = 0.0
+                    if box_gap[c] >= 2 * drift[c]:
                         continue
-                    for i in range(box_start[cell], box_start[cell + 1]):
-                        a = labels[i]
-                        upper[i] += shift[a]
-                        lower[i] -= box_shift[cell]
-                        if upper[i] <= lower[i]:
-                            continue
-                        upper[i] = sqrt(_sq_distance(points, i, centers, a))
-                        n_tight += 1
-                        if upper[i] <= lower[i]:
-                            continue
-                        n_search += 1
-                        b = _nearest_two(
-                            points, i, indptr, indices, cell, centers, &d1, &d2
-                        )
-                        upper[i] = sqrt(d1)
-                        lower[i] = min(sqrt(d2), outside[cell] - reach)
-                        if b != a:
-                            _move(points, weights, i, a, b, sums, counts)
-                            labels[i] = b
-                            moved += 1
+                    least_gap = INFINITY
+                    for i in range(box_start[c], box_start[c + 1]):
+                        gap = lower[i] - upper[i]
+                        if gap < 2 * drift[c]:
+                            a = labels[i]
+                            d1 = sqrt(_sq_distance(points, i, centers, a))
+                            upper[i] = d1 - drift[c]
+                            if d1 > lower[i] - drift[c]:
+                                b = _nearest_two(
+                                    points, i, indptr, indices, c, centers, &d1, &d2
+                                )
+                                upper[i] = sqrt(d1) - drift[c]
+                                lower[i] = min(sqrt(d2), outside[c] - reach) + drift[c]
+                                if b != a:
+                                    _move(points, weights, i, a, b, sums, counts)
+                                    labels[i] = b
+                                    moved += 1
+                            gap = lower[i] - upper[i]
+                        least_gap = min(least_gap, gap)
+                    box_gap[c] = least_gap
                 if moved == 0:
                     fixed = True
                     break
             searched = False
-            every_box = False
             if settled or n_passes >= max_passes:
                 break
             total_shift = 0.0
@@ -346,15 +385,14 @@ def lloyd_epoch(
             n_passes += 1
             settled = total_shift <= tol
             if reanchor:
-                # The lists are stale: bound the other centroids' approach by
+                # The lists are stale: bound the approach of any centroid by
                 # the largest shift of all.
-                for i in range(n):
-                    upper[i] += shift[labels[i]]
-                    lower[i] -= largest_shift
+                for c in range(n_boxes):
+                    drift[c] += largest_shift
                 break
-            for cell in range(n_boxes):
-                box_shift[cell] = 0.0
-                for p in range(indptr[cell], indptr[cell + 1]):
-                    if shift[indices[p]] > box_shift[cell]:
-                        box_shift[cell] = shift[indices[p]]
-    return n_passes, bool(fixed), bool(settled), bool(reanchor), n_tight, n_search
+            for j in range(k):
+                if shift[j] > 0:
+                    for p in range(boxes_indptr[j], boxes_indptr[j + 1]):
+                        c = boxes[p]
+                        box_shift[c] = max(box_shift[c], shift[j])
+    return n_passes, bool(fixed), bool(settled), bool(reanchor)
