@@ -27,7 +27,8 @@ table, never through an ``n_samples x K`` distance matrix.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans
+from sklearn.cluster import kmeans_plusplus
+from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from skvq import _lloyd as _lloyd_kernels
@@ -39,7 +40,7 @@ _DENSE_MAX_FEATURES = 3
 # Levels per channel of the grid used for seeding and nearest-codeword search,
 # and of the coarser grid whose candidate lists narrow those of the first.
 _GRID_BITS = 5
-_POOL_BITS = 3
+_POOL_COARSENING = 2
 # Levels per channel of the coarse color histograms converged on first.
 _LEVEL_BITS = (5, 6, 7)
 # A histogram is used only when it is that many times smaller than the next.
@@ -147,23 +148,49 @@ def fit_codebook(
         return rows.astype(np.float64), 0.0, 0
     levels = _coarse_levels(rows, weights, n_clusters) if _is_packable(rows) else []
     seed_points, seed_weights = levels.pop(0) if levels else (rows, weights)
-    km = KMeans(
-        n_clusters=n_clusters,
+    centers = _seed(
+        seed_points.astype(np.float64, copy=False),
+        seed_weights,
+        n_clusters,
         init=init,
         n_init=n_init,
         max_iter=max_iter,
         tol=tol,
         random_state=random_state,
-        algorithm="lloyd",
     )
-    # The seeding problem is small: threads cost more in synchronisation
-    # (and under load in spinning) than they save.
-    with threadpool_limits(1):
-        km.fit(seed_points.astype(np.float64, copy=False), sample_weight=seed_weights)
-    centers = km.cluster_centers_
     for points, level_weights in levels:
         centers, _, _ = _lloyd(points, level_weights, centers, max_iter, tol)
     return _lloyd(rows, weights, centers, max_iter, tol)
+
+
+def _seed(points, weights, n_clusters, *, init, n_init, max_iter, tol, random_state):
+    """Lloyd's fixed point from the best of ``n_init`` seedings, as in KMeans.
+
+    ``n_init="auto"`` runs one k-means++ seeding or ten random ones, like
+    :class:`~sklearn.cluster.KMeans`; "random" draws distinct points with
+    probability proportional to their weight.
+    """
+    random_state = check_random_state(random_state)
+    if n_init == "auto":
+        n_init = 1 if init == "k-means++" else 10
+    best_centers, best_inertia = None, np.inf
+    for _ in range(n_init):
+        if init == "k-means++":
+            # Few points: threads cost more in synchronisation (and under
+            # load in spinning) than they save.
+            with threadpool_limits(1):
+                centers, _ = kmeans_plusplus(
+                    points, n_clusters, sample_weight=weights, random_state=random_state
+                )
+        else:
+            chosen = random_state.choice(
+                len(points), n_clusters, replace=False, p=weights / weights.sum()
+            )
+            centers = points[chosen]
+        centers, inertia, _ = _lloyd(points, weights, centers, max_iter, tol)
+        if inertia < best_inertia:
+            best_centers, best_inertia = centers, inertia
+    return best_centers
 
 
 def _coarse_levels(rows, weights, n_clusters):
@@ -307,9 +334,9 @@ def _grid(rows):
     """The cell of each row, the box of each cell, and coarser enclosing boxes.
 
     Rows of at most 4 values in ``[0, 256)`` fall in the cells of a grid with
-    ``2**_GRID_BITS`` levels per feature, grouped in the coarser cells of a
-    grid with ``2**_POOL_BITS`` levels; other rows all fall in one cell,
-    their bounding box.
+    up to ``2**_GRID_BITS`` levels per feature (fewer for fewer rows),
+    grouped in the cells of a grid ``2**_POOL_COARSENING`` times coarser;
+    other rows all fall in one cell, their bounding box.
 
     Returns
     -------
@@ -326,24 +353,28 @@ def _grid(rows):
         points = rows.astype(np.float64)
         box = (points.min(axis=0)[None], points.max(axis=0)[None])
         return np.zeros(len(rows), dtype=np.intp), box, np.zeros(1, np.intp), box
-    cells, cell_of_row = _occupied_cells(rows, _GRID_BITS)
+    bits = _GRID_BITS
+    # Fewer rows get a coarser grid: lists for cells of one row cost more
+    # than they save.
+    while bits > _POOL_COARSENING and 2 ** (bits * rows.shape[1]) > len(rows) // 3:
+        bits -= 1
+    pool_bits = bits - _POOL_COARSENING
+    cells, cell_of_row = _occupied_cells(rows, bits)
     n_features = rows.shape[1]
     side = np.empty((len(cells), n_features), dtype=np.intp)
     for j in range(n_features):
-        side[:, j] = (cells >> (_GRID_BITS * (n_features - 1 - j))) & (
-            2**_GRID_BITS - 1
-        )
+        side[:, j] = (cells >> (bits * (n_features - 1 - j))) & (2**bits - 1)
     # Integer rows reach the last level of their cell, floats up to its end.
     inclusive = rows.dtype == np.uint8
-    boxes = _boxes(side, 8 - _GRID_BITS, inclusive)
-    parent_side = side >> (_GRID_BITS - _POOL_BITS)
+    boxes = _boxes(side, 8 - bits, inclusive)
+    parent_side = side >> _POOL_COARSENING
     parent_ids = np.zeros(len(cells), dtype=np.intp)
     for j in range(n_features):
-        parent_ids = (parent_ids << _POOL_BITS) | parent_side[:, j]
+        parent_ids = (parent_ids << pool_bits) | parent_side[:, j]
     parent_ids, first, parent_of_cell = np.unique(
         parent_ids, return_index=True, return_inverse=True
     )
-    parents = _boxes(parent_side[first], 8 - _POOL_BITS, inclusive)
+    parents = _boxes(parent_side[first], 8 - pool_bits, inclusive)
     return (
         np.ascontiguousarray(cell_of_row, dtype=np.intp),
         boxes,
