@@ -5,7 +5,7 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=cythonize(
-        [Extension("skvq._lloyd", ["skvq/_lloyd.pyx"], extra_compile_args=["-O3"])],
+        [Extension("skvq._lloyd", ["skvq/_lloyd.pyx"], extra_compile_args=["-O3", "-g"])],
         compiler_directives={"language_level": "3"},
     )
 )

@@ -296,8 +296,9 @@ def _lloyd(rows, weights, centers, max_iter, tol):
     tol /= points.shape[1]
     centers = np.array(centers, dtype=np.float64, order="C")
     labels = np.full(len(rows), -1, dtype=np.intp)
-    upper, lower = np.empty(len(rows)), np.empty(len(rows))
-    drift = np.zeros(n_cells)
+    runner_up = np.full(len(rows), -1, dtype=np.intp)
+    upper, lower_runner_up, lower_rest = (np.empty(len(rows)) for _ in range(3))
+    travel, drift = np.zeros(len(centers)), np.zeros(n_cells)
     n_iter, settled = 0, False
     while True:
         indptr, indices, outside = _candidates(grid, centers, 2 * _REACH)
@@ -310,8 +311,11 @@ def _lloyd(rows, weights, centers, max_iter, tol):
             outside,
             centers,
             labels,
+            runner_up,
             upper,
-            lower,
+            lower_runner_up,
+            lower_rest,
+            travel,
             drift,
             _REACH,
             0 if settled else max_iter - n_iter,
@@ -356,7 +360,7 @@ def _grid(rows):
     bits = _GRID_BITS
     # Fewer rows get a coarser grid: lists for cells of one row cost more
     # than they save.
-    while bits > _POOL_COARSENING and 2 ** (bits * rows.shape[1]) > len(rows) // 3:
+    while bits > _POOL_COARSENING and 2 ** (bits * rows.shape[1]) > len(rows):
         bits -= 1
     pool_bits = bits - _POOL_COARSENING
     cells, cell_of_row = _occupied_cells(rows, bits)

@@ -139,19 +139,21 @@ def candidates(
     return indptr_array, indices_array, outside_array
 
 
-cdef inline Py_ssize_t _nearest_two(
+cdef inline Py_ssize_t _nearest_three(
     const double[:, ::1] points,
     Py_ssize_t i,
     const Py_ssize_t[::1] indptr,
     const Py_ssize_t[::1] indices,
     Py_ssize_t cell,
     const double[:, ::1] centers,
-    double* first,
-    double* second,
+    Py_ssize_t* runner_up,
+    double* dist,
 ) noexcept nogil:
-    """Nearest candidate (lowest index on ties) and the two least squared distances."""
-    cdef Py_ssize_t p, j, best = -1
-    cdef double sq, d1 = INFINITY, d2 = INFINITY, x0, x1, x2, e0, e1, e2
+    """Nearest candidate (lowest index on ties), the next one, and the three
+    least squared distances (``dist[0] <= dist[1] <= dist[2]``)."""
+    cdef Py_ssize_t p, j, best = -1, second = -1
+    cdef double sq, d1 = INFINITY, d2 = INFINITY, d3 = INFINITY
+    cdef double x0 = 0, x1 = 0, x2 = 0, e0, e1, e2
     cdef const double* row
     cdef bint rgb = points.shape[1] == 3
     if rgb:
@@ -169,14 +171,25 @@ cdef inline Py_ssize_t _nearest_two(
             sq = e0 * e0 + e1 * e1 + e2 * e2
         else:
             sq = _sq_distance(points, i, centers, j)
-        if sq < d1:
-            d2 = d1
-            d1 = sq
-            best = j
-        elif sq < d2:
-            d2 = sq
-    first[0] = d1
-    second[0] = d2
+        # Most candidates are none of the three nearest: test that first, a
+        # branch the processor predicts well.
+        if sq < d3:
+            if sq < d2:
+                d3 = d2
+                if sq < d1:
+                    d2 = d1
+                    second = best
+                    d1 = sq
+                    best = j
+                else:
+                    d2 = sq
+                    second = j
+            else:
+                d3 = sq
+    runner_up[0] = second
+    dist[0] = d1
+    dist[1] = d2
+    dist[2] = d3
     return best
 
 
@@ -192,18 +205,18 @@ def nearest(
     The candidate lists must hold each point's nearest centroid (as those
     made by :func:`candidates` with any ``slack >= 0`` do).
     """
-    cdef Py_ssize_t n = points.shape[0], i
-    cdef double d1, d2
+    cdef Py_ssize_t n = points.shape[0], i, second
+    cdef double dist[3]
     labels_array = np.empty(n, dtype=np.intp)
     distance_array = np.empty(n)
     cdef Py_ssize_t[::1] labels = labels_array
     cdef double[::1] distance = distance_array
     with nogil:
         for i in range(n):
-            labels[i] = _nearest_two(
-                points, i, indptr, indices, cell_of_point[i], centers, &d1, &d2
+            labels[i] = _nearest_three(
+                points, i, indptr, indices, cell_of_point[i], centers, &second, dist
             )
-            distance[i] = sqrt(d1)
+            distance[i] = sqrt(dist[0])
     return labels_array, distance_array
 
 
@@ -234,8 +247,11 @@ def lloyd_epoch(
     const double[::1] outside,
     double[:, ::1] centers,
     Py_ssize_t[::1] labels,
+    Py_ssize_t[::1] runner_up,
     double[::1] upper,
-    double[::1] lower,
+    double[::1] lower_runner_up,
+    double[::1] lower_rest,
+    double[::1] travel,
     double[::1] drift,
     double reach,
     Py_ssize_t max_passes,
@@ -247,19 +263,25 @@ def lloyd_epoch(
     centroid to the weighted mean of its points (an empty cluster keeps its
     centroid), starting with an assignment.
 
-    The points are sorted by box: those of box ``c`` are
-    ``points[box_start[c]:box_start[c+1]]``. Hamerly's bounds are kept
-    relative to the box's ``drift``, the sum over passes of the largest shift
-    of the box's candidates: ``upper[i] + drift[c]`` bounds the distance of
-    point ``i`` to its centroid and ``lower[i] - drift[c]`` its distance to
-    every other centroid. A pass thus updates one number per box, and skips
-    a box whole while the bounds of all its points stay apart.
+    Each point keeps bounds on its distance to its centroid (``upper``), to
+    the runner-up centroid found by its last search (``lower_runner_up``)
+    and to all others (``lower_rest``). They are stored so that no pass
+    updates them: the first two relative to how far their centroid has
+    travelled in all (``travel``), the last relative to the box's ``drift``,
+    the sum over passes of the largest shift of the box's candidates. A
+    point is searched again only when the rest may be nearer than its
+    centroid; when only the runner-up may be, one distance settles it.
 
-    ``centers``, ``labels``, the bounds and ``drift`` are updated in place.
-    On the first call, ``labels`` are -1, ``drift`` zeros, and the points
-    are searched in full. On later calls, ``labels`` are those the centroids
-    are the means of. The candidate lists must have been made from
-    ``centers`` with a slack of ``2 * reach``.
+    The points are sorted by box: those of box ``c`` are
+    ``points[box_start[c]:box_start[c+1]]``. A box is skipped whole while
+    its drift since it was last visited cannot have closed the least gap
+    between the bounds of its points.
+
+    All arrays but ``points``, ``weights`` and the lists are state updated
+    in place. On the first call, ``labels`` are -1, ``travel`` and ``drift``
+    zeros, and the points are searched in full. On later calls, ``labels``
+    are those the centroids are the means of. The candidate lists must have
+    been made from ``centers`` with a slack of ``2 * reach``.
 
     Returns
     -------
@@ -278,16 +300,21 @@ def lloyd_epoch(
     """
     cdef Py_ssize_t n = points.shape[0], k = centers.shape[0], d = points.shape[1]
     cdef Py_ssize_t n_boxes = outside.shape[0]
-    cdef Py_ssize_t i, j, f, p, a, b, c, n_passes = 0, moved
-    cdef double d1, d2, mean, diff, shift_sq, total_shift, largest_shift
-    cdef double gap, least_gap
+    cdef Py_ssize_t i, j, f, p, a, b, r, c, n_passes = 0, moved
+    cdef double mean, diff, shift_sq, total_shift, largest_shift
+    cdef double own, other, rest, least_gap, limit
+    cdef double dist[3]
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
     sums_array = np.zeros((k, d))
     counts_array = np.zeros(k)
     shift_array = np.zeros(k)
     box_shift_array = np.zeros(n_boxes)
-    least_gap_array = np.empty(n_boxes)
+    # A point's bounds hold apart until its box's drift reaches half its
+    # mark: the gap between them when last checked plus twice the drift then.
+    # Every point is checked on entry (the lists changed).
+    mark_array = np.full(n, -INFINITY)
+    box_mark_array = np.full(n_boxes, -INFINITY)
     # The boxes of each centroid (the transposed candidate lists).
     boxes_indptr_array = np.zeros(k + 1, dtype=np.intp)
     boxes_array = np.empty(indptr[n_boxes], dtype=np.intp)
@@ -296,7 +323,8 @@ def lloyd_epoch(
     cdef double[::1] counts = counts_array
     cdef double[::1] shift = shift_array
     cdef double[::1] box_shift = box_shift_array
-    cdef double[::1] box_gap = least_gap_array
+    cdef double[::1] mark = mark_array
+    cdef double[::1] box_mark = box_mark_array
     cdef Py_ssize_t[::1] boxes_indptr = boxes_indptr_array
     cdef Py_ssize_t[::1] boxes = boxes_array
     with nogil:
@@ -314,51 +342,88 @@ def lloyd_epoch(
         boxes_indptr[0] = 0
 
         for c in range(n_boxes):
-            least_gap = INFINITY
             for i in range(box_start[c], box_start[c + 1]):
                 if labels[i] < 0:
-                    labels[i] = _nearest_two(
-                        points, i, indptr, indices, c, centers, &d1, &d2
+                    a = _nearest_three(
+                        points, i, indptr, indices, c, centers, &r, dist
                     )
-                    upper[i] = sqrt(d1) - drift[c]
-                    lower[i] = sqrt(d2) + drift[c]
+                    labels[i] = a
+                    runner_up[i] = r
+                    upper[i] = sqrt(dist[0]) - travel[a]
+                    if r >= 0:
+                        lower_runner_up[i] = sqrt(dist[1]) + travel[r]
+                    rest = sqrt(dist[2])
                     searched = True
+                else:
+                    # The runner-up may be off the new list: fold it in the rest.
+                    rest = lower_rest[i] - drift[c]
+                    r = runner_up[i]
+                    if r >= 0:
+                        rest = min(rest, lower_runner_up[i] - travel[r])
+                    runner_up[i] = -1
                 # A centroid off the list stays at least outside - reach away.
-                lower[i] = min(lower[i], outside[c] - reach + drift[c])
-                least_gap = min(least_gap, lower[i] - upper[i])
+                lower_rest[i] = min(rest, outside[c] - reach) + drift[c]
                 b = labels[i]
                 counts[b] += weights[i]
                 for f in range(d):
                     sums[b, f] += weights[i] * points[i, f]
-            box_gap[c] = least_gap
         while True:
             if not searched:
                 moved = 0
                 for c in range(n_boxes):
                     drift[c] += box_shift[c]
                     box_shift[c] = 0.0
-                    if box_gap[c] >= 2 * drift[c]:
+                    limit = 2 * drift[c]
+                    if box_mark[c] >= limit:
                         continue
                     least_gap = INFINITY
                     for i in range(box_start[c], box_start[c + 1]):
-                        gap = lower[i] - upper[i]
-                        if gap < 2 * drift[c]:
-                            a = labels[i]
-                            d1 = sqrt(_sq_distance(points, i, centers, a))
-                            upper[i] = d1 - drift[c]
-                            if d1 > lower[i] - drift[c]:
-                                b = _nearest_two(
-                                    points, i, indptr, indices, c, centers, &d1, &d2
+                        if mark[i] >= limit:
+                            least_gap = min(least_gap, mark[i])
+                            continue
+                        a = labels[i]
+                        r = runner_up[i]
+                        own = upper[i] + travel[a]
+                        rest = lower_rest[i] - drift[c]
+                        other = rest
+                        if r >= 0:
+                            other = min(other, lower_runner_up[i] - travel[r])
+                        if own > other:
+                            own = sqrt(_sq_distance(points, i, centers, a))
+                            upper[i] = own - travel[a]
+                            if own > rest:
+                                b = _nearest_three(
+                                    points, i, indptr, indices, c, centers, &r, dist
                                 )
-                                upper[i] = sqrt(d1) - drift[c]
-                                lower[i] = min(sqrt(d2), outside[c] - reach) + drift[c]
-                                if b != a:
-                                    _move(points, weights, i, a, b, sums, counts)
-                                    labels[i] = b
-                                    moved += 1
-                            gap = lower[i] - upper[i]
-                        least_gap = min(least_gap, gap)
-                    box_gap[c] = least_gap
+                                own = sqrt(dist[0])
+                                runner_up[i] = r
+                                upper[i] = own - travel[b]
+                                if r >= 0:
+                                    lower_runner_up[i] = sqrt(dist[1]) + travel[r]
+                                rest = min(sqrt(dist[2]), outside[c] - reach)
+                                lower_rest[i] = rest + drift[c]
+                                other = min(rest, sqrt(dist[1]))
+                            elif r >= 0 and own > lower_runner_up[i] - travel[r]:
+                                other = sqrt(_sq_distance(points, i, centers, r))
+                                b = a
+                                if other < own or (other == own and r < a):
+                                    # The runner-up is nearer, and the rest
+                                    # no nearer than the old centroid.
+                                    b = r
+                                    runner_up[i] = a
+                                    own, other = other, own
+                                    upper[i] = own - travel[b]
+                                lower_runner_up[i] = other + travel[runner_up[i]]
+                                other = min(other, rest)
+                            else:
+                                b = a
+                            if b != a:
+                                _move(points, weights, i, a, b, sums, counts)
+                                labels[i] = b
+                                moved += 1
+                        mark[i] = other - own + limit
+                        least_gap = min(least_gap, mark[i])
+                    box_mark[c] = least_gap
                 if moved == 0:
                     fixed = True
                     break
@@ -378,6 +443,7 @@ def lloyd_epoch(
                     shift_sq += diff * diff
                     centers[j, f] = mean
                 shift[j] = sqrt(shift_sq)
+                travel[j] += shift[j]
                 total_shift += shift_sq
                 largest_shift = max(largest_shift, shift[j])
                 if _sq_distance(centers, j, anchor, j) > reach * reach:
