@@ -5,7 +5,7 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=cythonize(
-        [Extension("skvq._lloyd", ["skvq/_lloyd.pyx"], extra_compile_args=["-O3", "-g"])],
+        [Extension("skvq._lloyd", ["skvq/_lloyd.pyx"], extra_compile_args=["-O3"])],
         compiler_directives={"language_level": "3"},
     )
 )

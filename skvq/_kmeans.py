@@ -301,13 +301,14 @@ def _lloyd(rows, weights, centers, max_iter, tol):
     travel, drift = np.zeros(len(centers)), np.zeros(n_cells)
     n_iter, settled = 0, False
     while True:
-        indptr, indices, outside = _candidates(grid, centers, 2 * _REACH)
+        indptr, indices, floors, outside = _candidates(grid, centers, 2 * _REACH)
         n_passes, fixed, settled_now, reanchor = _lloyd_kernels.lloyd_epoch(
             points,
             weights,
             box_start,
             indptr,
             indices,
+            floors,
             outside,
             centers,
             labels,
@@ -408,9 +409,9 @@ def _nearest(rows, centers):
     """Index of and distance to the nearest centroid of each row."""
     grid = _grid(rows)
     centers = np.ascontiguousarray(centers, dtype=np.float64)
-    indptr, indices, _ = _candidates(grid, centers, 0.0)
+    indptr, indices, floors, _ = _candidates(grid, centers, 0.0)
     return _lloyd_kernels.nearest(
-        rows.astype(np.float64), grid[0], indptr, indices, centers
+        rows.astype(np.float64), grid[0], indptr, indices, floors, centers
     )
 
 

@@ -24,6 +24,13 @@ cdef inline double _sq_distance(
 ) noexcept nogil:
     cdef Py_ssize_t f
     cdef double diff, total = 0.0
+    if a.shape[1] == 3:  # colors, unrolled
+        diff = a[i, 0] - b[j, 0]
+        total = diff * diff
+        diff = a[i, 1] - b[j, 1]
+        total += diff * diff
+        diff = a[i, 2] - b[j, 2]
+        return total + diff * diff
     for f in range(a.shape[1]):
         diff = a[i, f] - b[j, f]
         total += diff * diff
@@ -81,25 +88,34 @@ def candidates(
     -------
     indptr : ndarray of shape (n_boxes + 1,), intp
     indices : ndarray of shape (indptr[-1],), intp
-        Candidates of box ``c``, ascending: ``indices[indptr[c]:indptr[c+1]]``.
+        Candidates of box ``c``, nearest to the box first:
+        ``indices[indptr[c]:indptr[c+1]]``.
+    floors : ndarray of shape (indptr[-1],), float64
+        For each candidate, a lower bound on its squared distance to any
+        point of the box while it stays within ``slack / 2`` of where it is;
+        ascending within a box, so that a search can stop at the first floor
+        above the third least distance it has found.
     outside : ndarray of shape (n_boxes,), float64
         A lower bound on the distance of any point of the box to any centroid
         that is not a candidate.
     """
     cdef Py_ssize_t n_boxes = box_lo.shape[0], k = centers.shape[0]
-    cdef Py_ssize_t c, p, j, lo, hi, size, count = 0, capacity = 4 * n_boxes + k
+    cdef Py_ssize_t c, p, q, j, lo, hi, size, start, count = 0
+    cdef Py_ssize_t capacity = 4 * n_boxes + k
     cdef bint pooled = pool_of_box is not None
-    cdef double far, least_far, bound
+    cdef double far, least_far, bound, floor
     indptr_array = np.zeros(n_boxes + 1, dtype=np.intp)
     outside_array = np.empty(n_boxes)
     cdef Py_ssize_t[::1] indptr = indptr_array
     cdef Py_ssize_t[::1] indices
+    cdef double[::1] floors
     cdef double[::1] outside = outside_array
     cdef double* near = <double*> malloc(k * sizeof(double))
     cdef Py_ssize_t* found = <Py_ssize_t*> malloc(capacity * sizeof(Py_ssize_t))
-    cdef Py_ssize_t* grown
+    cdef double* found_floor = <double*> malloc(capacity * sizeof(double))
+    cdef void* grown
     try:
-        if near == NULL or found == NULL:
+        if near == NULL or found == NULL or found_floor == NULL:
             raise MemoryError()
         with nogil:
             for c in range(n_boxes):
@@ -119,24 +135,45 @@ def candidates(
                 bound = (bound * (1 + 1e-9)) ** 2
                 if count + hi - lo > capacity:
                     size = max(2 * capacity, count + hi - lo)
-                    grown = <Py_ssize_t*> realloc(found, size * sizeof(Py_ssize_t))
+                    grown = realloc(found, size * sizeof(Py_ssize_t))
+                    if grown != NULL:
+                        found = <Py_ssize_t*> grown
+                        grown = realloc(found_floor, size * sizeof(double))
                     if grown == NULL:
                         with gil:
                             raise MemoryError()
-                    found, capacity = grown, size
+                    found_floor = <double*> grown
+                    capacity = size
+                start = count
                 for p in range(lo, hi):
                     if near[p - lo] <= bound:
-                        found[count] = pool_indices[p] if pooled else p
+                        j = pool_indices[p] if pooled else p
+                        floor = max(sqrt(near[p - lo]) - slack / 2, 0.0) ** 2
+                        # Insertion by floor (lists are short), then index.
+                        q = count
+                        while q > start and (
+                            found_floor[q - 1] > floor
+                            or (found_floor[q - 1] == floor and found[q - 1] > j)
+                        ):
+                            found[q] = found[q - 1]
+                            found_floor[q] = found_floor[q - 1]
+                            q -= 1
+                        found[q] = j
+                        found_floor[q] = floor
                         count += 1
                 indptr[c + 1] = count
         indices_array = np.empty(count, dtype=np.intp)
+        floors_array = np.empty(count)
         indices = indices_array
+        floors = floors_array
         for p in range(count):
             indices[p] = found[p]
+            floors[p] = found_floor[p]
     finally:
         free(near)
         free(found)
-    return indptr_array, indices_array, outside_array
+        free(found_floor)
+    return indptr_array, indices_array, floors_array, outside_array
 
 
 cdef inline Py_ssize_t _nearest_three(
@@ -144,6 +181,7 @@ cdef inline Py_ssize_t _nearest_three(
     Py_ssize_t i,
     const Py_ssize_t[::1] indptr,
     const Py_ssize_t[::1] indices,
+    const double[::1] floors,
     Py_ssize_t cell,
     const double[:, ::1] centers,
     Py_ssize_t* runner_up,
@@ -153,30 +191,18 @@ cdef inline Py_ssize_t _nearest_three(
     least squared distances (``dist[0] <= dist[1] <= dist[2]``)."""
     cdef Py_ssize_t p, j, best = -1, second = -1
     cdef double sq, d1 = INFINITY, d2 = INFINITY, d3 = INFINITY
-    cdef double x0 = 0, x1 = 0, x2 = 0, e0, e1, e2
-    cdef const double* row
-    cdef bint rgb = points.shape[1] == 3
-    if rgb:
-        # Colors: an unrolled loop on raw rows (the common case).
-        x0 = points[i, 0]
-        x1 = points[i, 1]
-        x2 = points[i, 2]
     for p in range(indptr[cell], indptr[cell + 1]):
+        # The floors ascend: no later candidate can be among the three.
+        if floors[p] > d3:
+            break
         j = indices[p]
-        if rgb:
-            row = &centers[j, 0]
-            e0 = row[0] - x0
-            e1 = row[1] - x1
-            e2 = row[2] - x2
-            sq = e0 * e0 + e1 * e1 + e2 * e2
-        else:
-            sq = _sq_distance(points, i, centers, j)
+        sq = _sq_distance(points, i, centers, j)
         # Most candidates are none of the three nearest: test that first, a
         # branch the processor predicts well.
         if sq < d3:
             if sq < d2:
                 d3 = d2
-                if sq < d1:
+                if sq < d1 or (sq == d1 and j < best):
                     d2 = d1
                     second = best
                     d1 = sq
@@ -198,6 +224,7 @@ def nearest(
     const Py_ssize_t[::1] cell_of_point,
     const Py_ssize_t[::1] indptr,
     const Py_ssize_t[::1] indices,
+    const double[::1] floors,
     const double[:, ::1] centers,
 ):
     """Index of and distance to the nearest centroid of each point.
@@ -214,7 +241,7 @@ def nearest(
     with nogil:
         for i in range(n):
             labels[i] = _nearest_three(
-                points, i, indptr, indices, cell_of_point[i], centers, &second, dist
+                points, i, indptr, indices, floors, cell_of_point[i], centers, &second, dist
             )
             distance[i] = sqrt(dist[0])
     return labels_array, distance_array
@@ -244,6 +271,7 @@ def lloyd_epoch(
     const Py_ssize_t[::1] box_start,
     const Py_ssize_t[::1] indptr,
     const Py_ssize_t[::1] indices,
+    const double[::1] floors,
     const double[::1] outside,
     double[:, ::1] centers,
     Py_ssize_t[::1] labels,
@@ -345,7 +373,7 @@ def lloyd_epoch(
             for i in range(box_start[c], box_start[c + 1]):
                 if labels[i] < 0:
                     a = _nearest_three(
-                        points, i, indptr, indices, c, centers, &r, dist
+                        points, i, indptr, indices, floors, c, centers, &r, dist
                     )
                     labels[i] = a
                     runner_up[i] = r
@@ -393,7 +421,7 @@ def lloyd_epoch(
                             upper[i] = own - travel[a]
                             if own > rest:
                                 b = _nearest_three(
-                                    points, i, indptr, indices, c, centers, &r, dist
+                                    points, i, indptr, indices, floors, c, centers, &r, dist
                                 )
                                 own = sqrt(dist[0])
                                 runner_up[i] = r
