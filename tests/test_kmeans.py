@@ -190,3 +190,123 @@ def test_transform_of_a_large_image_uses_the_lookup_table(china):
     np.testing.assert_allclose(
         sq[np.arange(len(sq)), codes[::97]], sq.min(axis=1), rtol=1e-9
     )
+
+
+def plain_lloyd(points, weights, centers, max_iter=1000):
+    """Textbook weighted Lloyd with brute-force assignment, for reference."""
+    labels = None
+    for n_iter in range(max_iter + 1):
+        new = brute_sq_distances(points, centers).argmin(axis=1)
+        if labels is not None and np.array_equal(new, labels):
+            return centers, n_iter  # mean updates done
+        labels = new
+        counts = np.bincount(labels, weights=weights, minlength=len(centers))
+        sums = np.stack(
+            [
+                np.bincount(
+                    labels, weights=weights * points[:, j], minlength=len(centers)
+                )
+                for j in range(points.shape[1])
+            ],
+            axis=1,
+        )
+        filled = counts > 0
+        centers = centers.copy()
+        centers[filled] = sums[filled] / counts[filled, None]
+    raise AssertionError("no fixed point")
+
+
+@pytest.mark.parametrize("reach", [0.25, 6.0])
+@pytest.mark.parametrize("n_clusters", [5, 40])
+def test_bounds_only_skip_work_same_iterations_as_plain_lloyd(
+    china, monkeypatch, reach, n_clusters
+):
+    # A small reach makes many epochs (new candidate lists), a large one few.
+    monkeypatch.setattr(_kmeans, "_REACH", reach)
+    rows, weights = _kmeans.unique_rows(china[200:260, 300:380].reshape(-1, 3))
+    start = rows[np.random.default_rng(0).choice(len(rows), n_clusters, False)]
+    start = start.astype(np.float64)
+    centers, _, n_iter = _kmeans._lloyd(rows, weights, start, 1000, 0.0)
+    expected, expected_iter = plain_lloyd(rows.astype(np.float64), weights, start)
+    np.testing.assert_allclose(centers, expected, rtol=0, atol=1e-9)
+    assert n_iter == expected_iter
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 60),
+    n_features=st.sampled_from([1, 3, 5]),
+    weighted=st.booleans(),
+)
+def test_fixed_point_off_the_color_grid(seed, k, n_features, weighted):
+    # Floats outside [0, 256) or more than 4 features: one bounding box.
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0, 300, size=(200, n_features)).round(1)
+    weights = rng.uniform(0.1, 3, len(X)) if weighted else None
+    codebook, inertia, _ = _kmeans.fit_codebook(
+        X,
+        weights,
+        k,
+        init="k-means++",
+        n_init=1,
+        max_iter=1000,
+        tol=0,
+        random_state=seed,
+    )
+    codes, sq_dist = _kmeans.assign(X, codebook)
+    w = np.ones(len(X)) if weights is None else weights
+    assert inertia == pytest.approx(w @ sq_dist, rel=1e-9)
+    sq = brute_sq_distances(X, codebook)
+    own = sq[np.arange(len(X)), codes]
+    np.testing.assert_allclose(own, sq.min(axis=1), rtol=1e-9, atol=1e-9)
+    counts = np.bincount(codes, weights=w, minlength=len(codebook))
+    filled = counts > 0
+    means = (
+        np.stack(
+            [
+                np.bincount(codes, weights=w * X[:, j], minlength=len(codebook))
+                for j in range(n_features)
+            ],
+            axis=1,
+        )[filled]
+        / counts[filled, None]
+    )
+    np.testing.assert_allclose(codebook[filled], means, rtol=0, atol=1e-9 * np.ptp(X))
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 80),
+    slack=st.sampled_from([0.0, 3.0, 12.0]),
+)
+def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
+    from skvq import _lloyd
+
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, 256, size=(500, 3)).astype(np.uint8)
+    centers = rng.uniform(-10, 265, size=(k, 3))
+    grid = _kmeans._grid(rows)
+    indptr, indices, floors, outside = _kmeans._candidates(grid, centers, slack)
+    # The centroids may then move by up to slack / 2 ...
+    step = rng.normal(size=(k, 3))
+    step *= rng.uniform(0, slack / 2, (k, 1)) / np.linalg.norm(step, axis=1)[:, None]
+    moved = centers + step
+    sq = brute_sq_distances(rows, moved)
+    for i, cell in enumerate(grid[0]):
+        listed = indices[indptr[cell] : indptr[cell + 1]]
+        cell_floors = floors[indptr[cell] : indptr[cell + 1]]
+        assert np.all(np.diff(cell_floors) >= 0)
+        assert np.all(cell_floors <= sq[i, listed] * (1 + 1e-9) + 1e-9)
+        # ... and the nearest is still listed, the others at least outside - reach.
+        assert sq[i, listed].min() <= sq[i].min() * (1 + 1e-9) + 1e-9
+        unlisted = np.setdiff1d(np.arange(k), listed)
+        assert np.all(np.sqrt(sq[i, unlisted]) >= outside[cell] - slack / 2 - 1e-9)
+    labels, distance = _lloyd.nearest(
+        rows.astype(np.float64),
+        grid[0],
+        *_kmeans._candidates(grid, centers, 0.0)[:3],
+        centers,
+    )
+    sq = brute_sq_distances(rows, centers)
+    np.testing.assert_allclose(distance**2, sq.min(axis=1), rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(labels, sq.argmin(axis=1))
