@@ -37,6 +37,20 @@ cdef inline double _sq_distance(
     return total
 
 
+cdef inline void _side_distances(
+    double lo, double hi, double center, double* near, double* far
+) noexcept nogil:
+    """Add the squared least and greatest distances along one feature."""
+    cdef double below = lo - center, above = center - hi
+    # At most one of below and above is positive: maxima, not branches.
+    cdef double outside = below if below > above else above
+    outside = outside if outside > 0 else 0.0
+    near[0] += outside * outside
+    below *= below
+    above *= above
+    far[0] += below if below > above else above
+
+
 cdef inline void _box_distances(
     const double[:, ::1] box_lo,
     const double[:, ::1] box_hi,
@@ -48,19 +62,15 @@ cdef inline void _box_distances(
 ) noexcept nogil:
     """Squared least and greatest distances of centroid ``j`` to a box."""
     cdef Py_ssize_t f
-    cdef double below, above, near = 0.0, far = 0.0
+    near_sq[0] = 0.0
+    far_sq[0] = 0.0
+    if centers.shape[1] == 3:  # colors, unrolled
+        _side_distances(box_lo[box, 0], box_hi[box, 0], centers[j, 0], near_sq, far_sq)
+        _side_distances(box_lo[box, 1], box_hi[box, 1], centers[j, 1], near_sq, far_sq)
+        _side_distances(box_lo[box, 2], box_hi[box, 2], centers[j, 2], near_sq, far_sq)
+        return
     for f in range(centers.shape[1]):
-        below = box_lo[box, f] - centers[j, f]
-        above = box_hi[box, f] - centers[j, f]
-        if below > 0:
-            near += below * below
-        elif above < 0:
-            near += above * above
-        below *= below
-        above *= above
-        far += below if below > above else above
-    near_sq[0] = near
-    far_sq[0] = far
+        _side_distances(box_lo[box, f], box_hi[box, f], centers[j, f], near_sq, far_sq)
 
 
 def candidates(
