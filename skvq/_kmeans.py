@@ -27,9 +27,7 @@ table, never through an ``n_samples x K`` distance matrix.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
 
 from skvq import _lloyd as _lloyd_kernels
 
@@ -176,21 +174,33 @@ def _seed(points, weights, n_clusters, *, init, n_init, max_iter, tol, random_st
     best_centers, best_inertia = None, np.inf
     for _ in range(n_init):
         if init == "k-means++":
-            # Few points: threads cost more in synchronisation (and under
-            # load in spinning) than they save.
-            with threadpool_limits(1):
-                centers, _ = kmeans_plusplus(
-                    points, n_clusters, sample_weight=weights, random_state=random_state
-                )
+            chosen = _kmeans_plusplus(points, weights, n_clusters, random_state)
         else:
             chosen = random_state.choice(
                 len(points), n_clusters, replace=False, p=weights / weights.sum()
             )
-            centers = points[chosen]
+        centers = points[chosen]
         centers, inertia, _ = _lloyd(points, weights, centers, max_iter, tol)
         if inertia < best_inertia:
             best_centers, best_inertia = centers, inertia
     return best_centers
+
+
+def _kmeans_plusplus(points, weights, n_clusters, random_state):
+    """Greedy k-means++ seeding, as :func:`sklearn.cluster.kmeans_plusplus`.
+
+    Same algorithm and number of trials per centroid (``2 + log(k)``); the
+    compiled loop costs a few milliseconds where scikit-learn's Python loop
+    costs about a quarter of a millisecond per centroid.
+    """
+    first = random_state.choice(len(points), p=weights / weights.sum())
+    draws = random_state.uniform(size=(n_clusters - 1, 2 + int(np.log(n_clusters))))
+    return _lloyd_kernels.greedy_kmeans_plusplus(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        first,
+        draws,
+    )
 
 
 def _coarse_levels(rows, weights, n_clusters):

@@ -310,3 +310,23 @@ def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
     sq = brute_sq_distances(rows, centers)
     np.testing.assert_allclose(distance**2, sq.min(axis=1), rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(labels, sq.argmin(axis=1))
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 40),
+    weighted=st.booleans(),
+)
+def test_seeding_picks_the_points_scikit_learn_picks(seed, k, weighted):
+    # Same algorithm, same random draws in the same order: the same seeds.
+    from sklearn.cluster import kmeans_plusplus
+    from sklearn.utils import check_random_state
+
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(0, 255, size=(300, 3))
+    weights = rng.uniform(0.5, 20, len(points)) if weighted else np.ones(len(points))
+    ours = _kmeans._kmeans_plusplus(points, weights, k, check_random_state(seed))
+    _, theirs = kmeans_plusplus(
+        points, k, sample_weight=weights, random_state=check_random_state(seed)
+    )
+    np.testing.assert_array_equal(ours, theirs)
