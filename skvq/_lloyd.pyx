@@ -339,7 +339,7 @@ def lloyd_epoch(
     cdef Py_ssize_t n = points.shape[0], k = centers.shape[0], d = points.shape[1]
     cdef Py_ssize_t n_boxes = outside.shape[0]
     cdef Py_ssize_t i, j, f, p, a, b, r, c, n_passes = 0, moved
-    cdef double mean, diff, shift_sq, total_shift, largest_shift
+    cdef double mean, diff, shift_sq, total_shift, excess
     cdef double own, other, rest, least_gap, limit
     cdef double dist[3]
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
@@ -469,7 +469,6 @@ def lloyd_epoch(
             if settled or n_passes >= max_passes:
                 break
             total_shift = 0.0
-            largest_shift = 0.0
             for j in range(k):
                 shift[j] = 0.0
                 if counts[j] <= 0:
@@ -483,22 +482,25 @@ def lloyd_epoch(
                 shift[j] = sqrt(shift_sq)
                 travel[j] += shift[j]
                 total_shift += shift_sq
-                largest_shift = max(largest_shift, shift[j])
                 if _sq_distance(centers, j, anchor, j) > reach * reach:
                     reanchor = True
             n_passes += 1
             settled = total_shift <= tol
-            if reanchor:
-                # The lists are stale: bound the approach of any centroid by
-                # the largest shift of all.
-                for c in range(n_boxes):
-                    drift[c] += largest_shift
-                break
             for j in range(k):
                 if shift[j] > 0:
                     for p in range(boxes_indptr[j], boxes_indptr[j + 1]):
                         c = boxes[p]
                         box_shift[c] = max(box_shift[c], shift[j])
+            if reanchor:
+                # The lists end here. Their candidates' last shifts go in the
+                # drift; a centroid off a list was outside - reach away or
+                # more, less however far past the reach it has now gone.
+                excess = 0.0
+                for j in range(k):
+                    excess = max(excess, sqrt(_sq_distance(centers, j, anchor, j)) - reach)
+                for c in range(n_boxes):
+                    drift[c] += box_shift[c] + excess
+                break
     return n_passes, bool(fixed), bool(settled), bool(reanchor)
 
 
