@@ -309,6 +309,7 @@ def _lloyd(rows, weights, centers, max_iter, tol):
     runner_up = np.full(len(rows), -1, dtype=np.intp)
     upper, lower_runner_up, lower_rest = (np.empty(len(rows)) for _ in range(3))
     travel, drift = np.zeros(len(centers)), np.zeros(n_cells)
+    sums, counts = np.zeros_like(centers), np.zeros(len(centers))
     n_iter, settled = 0, False
     while True:
         indptr, indices, floors, outside = _candidates(grid, centers, 2 * _REACH)
@@ -328,6 +329,8 @@ def _lloyd(rows, weights, centers, max_iter, tol):
             lower_rest,
             travel,
             drift,
+            sums,
+            counts,
             _REACH,
             0 if settled else max_iter - n_iter,
             tol,

@@ -291,6 +291,8 @@ def lloyd_epoch(
     double[::1] lower_rest,
     double[::1] travel,
     double[::1] drift,
+    double[:, ::1] sums,
+    double[::1] counts,
     double reach,
     Py_ssize_t max_passes,
     double tol,
@@ -316,10 +318,12 @@ def lloyd_epoch(
     between the bounds of its points.
 
     All arrays but ``points``, ``weights`` and the lists are state updated
-    in place. On the first call, ``labels`` are -1, ``travel`` and ``drift``
-    zeros, and the points are searched in full. On later calls, ``labels``
-    are those the centroids are the means of. The candidate lists must have
-    been made from ``centers`` with a slack of ``2 * reach``.
+    in place. On the first call, ``labels`` are -1, ``travel``, ``drift``,
+    ``sums`` and ``counts`` zeros, and the points are searched in full. On
+    later calls, ``labels`` are those the centroids are the means of, and
+    ``sums`` and ``counts`` the weighted sums and weights of the clusters.
+    The candidate lists must have been made from ``centers`` with a slack
+    of ``2 * reach``.
 
     Returns
     -------
@@ -344,8 +348,6 @@ def lloyd_epoch(
     cdef double dist[3]
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
-    sums_array = np.zeros((k, d))
-    counts_array = np.zeros(k)
     shift_array = np.zeros(k)
     box_shift_array = np.zeros(n_boxes)
     # A point's bounds hold apart until its box's drift reaches half its
@@ -357,8 +359,6 @@ def lloyd_epoch(
     boxes_indptr_array = np.zeros(k + 1, dtype=np.intp)
     boxes_array = np.empty(indptr[n_boxes], dtype=np.intp)
     cdef double[:, ::1] anchor = anchor_array
-    cdef double[:, ::1] sums = sums_array
-    cdef double[::1] counts = counts_array
     cdef double[::1] shift = shift_array
     cdef double[::1] box_shift = box_shift_array
     cdef double[::1] mark = mark_array
@@ -392,6 +392,9 @@ def lloyd_epoch(
                         lower_runner_up[i] = sqrt(dist[1]) + travel[r]
                     rest = sqrt(dist[2])
                     searched = True
+                    counts[a] += weights[i]
+                    for f in range(d):
+                        sums[a, f] += weights[i] * points[i, f]
                 else:
                     # The runner-up may be off the new list: fold it in the rest.
                     rest = lower_rest[i] - drift[c]
@@ -401,10 +404,6 @@ def lloyd_epoch(
                     runner_up[i] = -1
                 # A centroid off the list stays at least outside - reach away.
                 lower_rest[i] = min(rest, outside[c] - reach) + drift[c]
-                b = labels[i]
-                counts[b] += weights[i]
-                for f in range(d):
-                    sums[b, f] += weights[i] * points[i, f]
         while True:
             if not searched:
                 moved = 0
