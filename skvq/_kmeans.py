@@ -38,7 +38,7 @@ _DENSE_MAX_FEATURES = 3
 # Levels per channel of the grid used for seeding and nearest-codeword search,
 # and of the coarser grid whose candidate lists narrow those of the first.
 _GRID_BITS = 5
-_POOL_COARSENING = 2
+_POOL_LEVELS = 2
 # Levels per channel of the coarse color histograms converged on first.
 _LEVEL_BITS = (5, 6, 7)
 # A histogram is used only when it is that many times smaller than the next.
@@ -295,7 +295,7 @@ def _lloyd(rows, weights, centers, max_iter, tol):
     the grid cells made with that much slack.
     """
     grid = _grid(rows)
-    cell_of_row, n_cells = grid[0], len(grid[2])
+    cell_of_row, n_cells = grid[0], len(grid[1][0][0][0])
     # The kernel takes the rows grouped by cell.
     order = np.argsort(cell_of_row, kind="stable")
     box_start = np.searchsorted(cell_of_row[order], np.arange(n_cells + 1))
@@ -349,20 +349,21 @@ def _lloyd(rows, weights, centers, max_iter, tol):
 
 
 def _grid(rows):
-    """The cell of each row, the box of each cell, and coarser enclosing boxes.
+    """The cell of each row, and the boxes of the cells and of coarser grids.
 
     Rows of at most 4 values in ``[0, 256)`` fall in the cells of a grid with
-    up to ``2**_GRID_BITS`` levels per feature (fewer for fewer rows),
-    grouped in the cells of a grid ``2**_POOL_COARSENING`` times coarser;
-    other rows all fall in one cell, their bounding box.
+    up to ``2**_GRID_BITS`` levels per feature (fewer for fewer rows); each
+    coarser grid, down to ``_POOL_LEVELS`` more, halves the levels. Other
+    rows all fall in one cell, their bounding box.
 
     Returns
     -------
     cell_of_row : ndarray of shape (n_rows,), intp
-    boxes : (box_lo, box_hi), each of shape (n_cells, n_features), float64
-        Lowest and highest coordinates of the rows each cell may hold.
-    parent_of_cell : ndarray of shape (n_cells,), intp
-    parents : (box_lo, box_hi), each of shape (n_parents, n_features)
+    pyramid : list of (boxes, parent_of_box), finest first
+        ``boxes`` are (box_lo, box_hi), each of shape (n_boxes, n_features),
+        float64: the lowest and highest coordinates of the rows each box may
+        hold; ``parent_of_box`` the index of each box's box in the next
+        coarser grid (None for the coarsest).
     """
     on_grid = rows.shape[1] <= _PACKABLE_MAX_FEATURES and (
         rows.dtype == np.uint8 or (rows.min() >= 0 and rows.max() < 256)
@@ -370,13 +371,12 @@ def _grid(rows):
     if not on_grid:
         points = rows.astype(np.float64)
         box = (points.min(axis=0)[None], points.max(axis=0)[None])
-        return np.zeros(len(rows), dtype=np.intp), box, np.zeros(1, np.intp), box
+        return np.zeros(len(rows), dtype=np.intp), [(box, None)]
     bits = _GRID_BITS
     # Fewer rows get a coarser grid: lists for cells of one row cost more
     # than they save.
-    while bits > _POOL_COARSENING and 2 ** (bits * rows.shape[1]) > len(rows):
+    while bits > _POOL_LEVELS and 2 ** (bits * rows.shape[1]) > len(rows):
         bits -= 1
-    pool_bits = bits - _POOL_COARSENING
     cells, cell_of_row = _occupied_cells(rows, bits)
     n_features = rows.shape[1]
     side = np.empty((len(cells), n_features), dtype=np.intp)
@@ -384,21 +384,22 @@ def _grid(rows):
         side[:, j] = (cells >> (bits * (n_features - 1 - j))) & (2**bits - 1)
     # Integer rows reach the last level of their cell, floats up to its end.
     inclusive = rows.dtype == np.uint8
-    boxes = _boxes(side, 8 - bits, inclusive)
-    parent_side = side >> _POOL_COARSENING
-    parent_ids = np.zeros(len(cells), dtype=np.intp)
-    for j in range(n_features):
-        parent_ids = (parent_ids << pool_bits) | parent_side[:, j]
-    parent_ids, first, parent_of_cell = np.unique(
-        parent_ids, return_index=True, return_inverse=True
-    )
-    parents = _boxes(parent_side[first], 8 - pool_bits, inclusive)
-    return (
-        np.ascontiguousarray(cell_of_row, dtype=np.intp),
-        boxes,
-        parent_of_cell.reshape(-1).astype(np.intp),
-        parents,
-    )
+    pyramid = []
+    for level_bits in range(bits, bits - _POOL_LEVELS - 1, -1):
+        boxes = _boxes(side, 8 - level_bits, inclusive)
+        if level_bits == bits - _POOL_LEVELS:
+            pyramid.append((boxes, None))
+            break
+        side = side >> 1
+        parent_ids = np.zeros(len(side), dtype=np.intp)
+        for j in range(n_features):
+            parent_ids = (parent_ids << (level_bits - 1)) | side[:, j]
+        _, first, parent_of_box = np.unique(
+            parent_ids, return_index=True, return_inverse=True
+        )
+        pyramid.append((boxes, parent_of_box.reshape(-1).astype(np.intp)))
+        side = side[first]
+    return np.ascontiguousarray(cell_of_row, dtype=np.intp), pyramid
 
 
 def _boxes(side, shift, inclusive):
@@ -410,12 +411,17 @@ def _boxes(side, shift, inclusive):
 def _candidates(grid, centers, slack):
     """Candidate lists of the grid's cells (see :func:`skvq._lloyd.candidates`).
 
-    The lists of the coarse enclosing boxes are made first and narrow the
-    centroids considered for each cell.
+    The lists of the coarsest boxes are made first, from all centroids; each
+    finer box then considers only the candidates of its enclosing box.
     """
-    _, boxes, parent_of_cell, parents = grid
-    pools = _lloyd_kernels.candidates(*parents, centers, slack)[:2]
-    return _lloyd_kernels.candidates(*boxes, centers, slack, parent_of_cell, *pools)
+    _, pyramid = grid
+    (boxes, _) = pyramid[-1]
+    lists = _lloyd_kernels.candidates(*boxes, centers, slack)
+    for boxes, parent_of_box in reversed(pyramid[:-1]):
+        lists = _lloyd_kernels.candidates(
+            *boxes, centers, slack, parent_of_box, *lists[:2]
+        )
+    return lists
 
 
 def _nearest(rows, centers):
