@@ -7,18 +7,21 @@ up to four channels, four more steps make it fast:
 
 1. Distinct colors come from sorting one packed integer key per pixel
    (numpy's radix sort), never from comparing rows.
-2. Seeding runs scikit-learn's :class:`~sklearn.cluster.KMeans` on a coarse
-   color histogram (the weighted mean color of each occupied cell of a
-   32-level grid), a few thousand points however large the image.
+2. Seeding (k-means++, the seeds scikit-learn's
+   :func:`~sklearn.cluster.kmeans_plusplus` picks) and the first Lloyd
+   passes run on a coarse color histogram (the weighted mean color of each
+   occupied cell of a 32-level grid), a few thousand points however large
+   the image.
 3. Lloyd's iteration then runs on finer histograms (64 and 128 levels) when
    they are much smaller than the set of distinct colors, and finally on the
    distinct colors themselves, so the result is a fixed point of Lloyd's
    iteration over the full pixel set (with ``tol=0``).
-4. Nearest codewords are found through a color grid: a codeword is a
-   candidate for a cell only if it may be nearest to some color in the cell,
-   which leaves a handful per cell instead of K. Hamerly's bounds skip colors
-   whose codeword cannot have changed, so late passes touch only the colors
-   near a cluster boundary.
+4. The passes run in a compiled loop (``_lloyd.pyx``). Nearest codewords are
+   found through a color grid: a codeword is a candidate for a cell only if
+   it may be nearest to some color in the cell, which leaves a dozen per
+   cell instead of K. Bounds on each color's distances to its codeword, its
+   runner-up and the rest skip the colors whose codeword cannot have
+   changed. They only skip work: every pass is the pass of plain Lloyd.
 
 Every sample is then assigned through its distinct color with a lookup
 table, never through an ``n_samples x K`` distance matrix.
@@ -35,8 +38,9 @@ from skvq import _lloyd as _lloyd_kernels
 # (24-bit keys) also index a dense lookup table.
 _PACKABLE_MAX_FEATURES = 4
 _DENSE_MAX_FEATURES = 3
-# Levels per channel of the grid used for seeding and nearest-codeword search,
-# and of the coarser grid whose candidate lists narrow those of the first.
+# Levels per channel (as a power of two) of the finest grid of the
+# nearest-codeword search, and the number of coarser grids whose candidate
+# lists narrow those of the next finer one.
 _GRID_BITS = 5
 _POOL_LEVELS = 2
 # Levels per channel of the coarse color histograms converged on first.
@@ -122,7 +126,7 @@ def fit_codebook(
 ):
     """Fit a codebook of at most ``n_clusters`` rows to ``X``.
 
-    Seeds by :class:`~sklearn.cluster.KMeans` (with ``init``, ``n_init``,
+    Seeds as :class:`~sklearn.cluster.KMeans` does (``init``, ``n_init``,
     ``tol`` and ``random_state``) on the coarse color histogram when that is
     much smaller than the set of distinct rows, else on the distinct rows,
     then runs exact weighted Lloyd passes on the distinct rows until no row

@@ -3,10 +3,12 @@
 """Compiled inner loops of the exact K-Means engine (see ``_kmeans.py``).
 
 Points fall in boxes (cells of a color grid). For each box, a candidate list
-holds the centroids that may be nearest to one of its points; the search for
-a point's nearest centroid scans only its box's list. Lloyd's passes keep
-Hamerly's bounds per point, so that a pass costs one comparison for most
-points and a search for the few near a cluster boundary.
+holds the centroids that may be nearest to one of its points, nearest to the
+box first; the search for a point's nearest centroid scans only its box's
+list and stops early. Lloyd's passes keep bounds per point in the manner of
+Hamerly's, so that a pass costs one comparison for most points and a search
+for the few near a cluster boundary. Seeding (greedy k-means++) is here too:
+scikit-learn's version spends most of its time in Python per centroid.
 
 Candidate lists are valid while no centroid is farther than ``reach`` from
 where it was when they were made (its anchor): an epoch. ``lloyd_epoch``

@@ -56,7 +56,10 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     """Vector quantization by K-Means: samples become indices into a codebook.
 
     ``fit`` learns a codebook of ``n_clusters`` rows with Lloyd's algorithm
-    (scikit-learn's :class:`~sklearn.cluster.KMeans`, k-means++ seeding).
+    and k-means++ seeding, the algorithm of scikit-learn's
+    :class:`~sklearn.cluster.KMeans` (same seeds for the same
+    ``random_state``), in a compiled loop that skips work without changing
+    any iteration.
     ``transform`` replaces each sample by the index of its nearest codebook
     row and ``inverse_transform`` maps indices back to rows. For an image,
     the samples are its pixels (``image.reshape(-1, n_channels)``).
@@ -113,7 +116,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     See Also
     --------
-    sklearn.cluster.KMeans : The clustering this estimator uses.
+    sklearn.cluster.KMeans : The same clustering on every sample.
     skvq.quantize_image : Quantize an image in one call.
 
     Examples

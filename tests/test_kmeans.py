@@ -330,3 +330,48 @@ def test_seeding_picks_the_points_scikit_learn_picks(seed, k, weighted):
         points, k, sample_weight=weights, random_state=check_random_state(seed)
     )
     np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_best_of_n_init_seedings_is_kept(china, init):
+    from sklearn.utils import check_random_state
+
+    rows, weights = _kmeans.unique_rows(china[::8, ::8].reshape(-1, 3))
+    points = rows.astype(np.float64)
+    # The seedings draw, one after the other, from one random state.
+    random_state = check_random_state(3)
+    inertias = []
+    for _ in range(4):
+        if init == "k-means++":
+            chosen = _kmeans._kmeans_plusplus(points, weights, 12, random_state)
+        else:
+            chosen = random_state.choice(
+                len(points), 12, replace=False, p=weights / weights.sum()
+            )
+        inertias.append(_kmeans._lloyd(rows, weights, points[chosen], 300, 0.0)[1])
+    assert len(set(inertias)) > 1, "the seedings differ"
+    centers = _kmeans._seed(
+        points,
+        weights,
+        12,
+        init=init,
+        n_init=4,
+        max_iter=300,
+        tol=0.0,
+        random_state=3,
+    )
+    best = _kmeans._lloyd(rows, weights, centers, 300, 0.0)[1]
+    assert best == pytest.approx(min(inertias))
+
+
+def test_random_init_reaches_a_fixed_point_reproducibly(china):
+    pixels = china[100:200, 100:300].reshape(-1, 3)
+    fits = [
+        VectorQuantizer(10, init="random", random_state=5).fit(pixels) for _ in range(2)
+    ]
+    np.testing.assert_array_equal(fits[0].codebook_, fits[1].codebook_)
+    codes = fits[0].transform(pixels)[:, 0].astype(np.intp)
+    assert_lloyd_fixed_point(pixels, fits[0].codebook_, codes)
+    # "auto" is ten random seedings, as in scikit-learn's KMeans.
+    ten = VectorQuantizer(10, init="random", n_init=10, random_state=5).fit(pixels)
+    np.testing.assert_array_equal(fits[0].codebook_, ten.codebook_)
