@@ -47,6 +47,9 @@ _POOL_LEVELS = 2
 _LEVEL_BITS = (5, 6, 7)
 # A histogram is used only when it is that many times smaller than the next.
 _MIN_COARSENING = 4
+# From this many distinct rows on, Lloyd's passes use threads; on fewer, the
+# threads cost more in synchronisation than they save.
+_PARALLEL_MIN_ROWS = 250_000
 # How far, in color levels, centroids may move before the candidate
 # centroids of each grid cell are recomputed.
 _REACH = 6.0
@@ -338,6 +341,7 @@ def _lloyd(rows, weights, centers, max_iter, tol):
             _REACH,
             0 if settled else max_iter - n_iter,
             tol,
+            _PARALLEL_MIN_ROWS,
         )
         n_iter += n_passes
         settled = settled or settled_now

@@ -15,10 +15,25 @@ where it was when they were made (its anchor): an epoch. ``lloyd_epoch``
 returns when a centroid leaves that reach, and the caller makes new lists.
 """
 
+from cython.parallel cimport prange
 from libc.math cimport INFINITY, sqrt
 from libc.stdlib cimport free, malloc, realloc
 
 import numpy as np
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #else
+    static int omp_get_max_threads(void) { return 1; }
+    #endif
+    """
+    int omp_get_max_threads() nogil
+
+# Chunks of boxes per assignment step.
+cdef enum:
+    _CHUNKS = 8
 
 
 cdef inline double _sq_distance(
@@ -277,6 +292,96 @@ cdef void _move(
     counts[new] += w
 
 
+cdef Py_ssize_t _assign_boxes(
+    Py_ssize_t first_box,
+    Py_ssize_t last_box,
+    const double[:, ::1] points,
+    const double[::1] weights,
+    const Py_ssize_t[::1] box_start,
+    const Py_ssize_t[::1] indptr,
+    const Py_ssize_t[::1] indices,
+    const double[::1] floors,
+    const double[::1] outside,
+    const double[:, ::1] centers,
+    Py_ssize_t[::1] labels,
+    Py_ssize_t[::1] runner_up,
+    double[::1] upper,
+    double[::1] lower_runner_up,
+    double[::1] lower_rest,
+    const double[::1] travel,
+    double[::1] drift,
+    double[::1] box_shift,
+    double[::1] mark,
+    double[::1] box_mark,
+    double[:, ::1] delta_sums,
+    double[::1] delta_counts,
+    double reach,
+) noexcept nogil:
+    """The assignment step for the points of boxes ``first_box:last_box``.
+
+    Points that change cluster are added to ``delta_sums`` and
+    ``delta_counts``; returns how many did.
+    """
+    cdef Py_ssize_t c, i, a, b, r, moved = 0
+    cdef double own, other, rest, least_gap, limit
+    cdef double dist[3]
+    for c in range(first_box, last_box):
+        drift[c] += box_shift[c]
+        box_shift[c] = 0.0
+        limit = 2 * drift[c]
+        if box_mark[c] >= limit:
+            continue
+        least_gap = INFINITY
+        for i in range(box_start[c], box_start[c + 1]):
+            if mark[i] >= limit:
+                least_gap = min(least_gap, mark[i])
+                continue
+            a = labels[i]
+            r = runner_up[i]
+            own = upper[i] + travel[a]
+            rest = lower_rest[i] - drift[c]
+            other = rest
+            if r >= 0:
+                other = min(other, lower_runner_up[i] - travel[r])
+            if own > other:
+                own = sqrt(_sq_distance(points, i, centers, a))
+                upper[i] = own - travel[a]
+                if own > rest:
+                    b = _nearest_three(
+                        points, i, indptr, indices, floors, c, centers, &r, dist
+                    )
+                    own = sqrt(dist[0])
+                    runner_up[i] = r
+                    upper[i] = own - travel[b]
+                    if r >= 0:
+                        lower_runner_up[i] = sqrt(dist[1]) + travel[r]
+                    rest = min(sqrt(dist[2]), outside[c] - reach)
+                    lower_rest[i] = rest + drift[c]
+                    other = min(rest, sqrt(dist[1]))
+                elif r >= 0 and own > lower_runner_up[i] - travel[r]:
+                    other = sqrt(_sq_distance(points, i, centers, r))
+                    b = a
+                    if other < own or (other == own and r < a):
+                        # The runner-up is nearer, and the rest
+                        # no nearer than the old centroid.
+                        b = r
+                        runner_up[i] = a
+                        own, other = other, own
+                        upper[i] = own - travel[b]
+                    lower_runner_up[i] = other + travel[runner_up[i]]
+                    other = min(other, rest)
+                else:
+                    b = a
+                if b != a:
+                    _move(points, weights, i, a, b, delta_sums, delta_counts)
+                    labels[i] = b
+                    moved += 1
+            mark[i] = other - own + limit
+            least_gap = min(least_gap, mark[i])
+        box_mark[c] = least_gap
+    return moved
+
+
 def lloyd_epoch(
     const double[:, ::1] points,
     const double[::1] weights,
@@ -298,6 +403,7 @@ def lloyd_epoch(
     double reach,
     Py_ssize_t max_passes,
     double tol,
+    Py_ssize_t parallel_min_points,
 ):
     """Weighted Lloyd passes while the candidate lists stay valid.
 
@@ -326,6 +432,10 @@ def lloyd_epoch(
     ``sums`` and ``counts`` the weighted sums and weights of the clusters.
     The candidate lists must have been made from ``centers`` with a slack
     of ``2 * reach``.
+
+    With at least ``parallel_min_points`` points, the assignment steps run
+    on OpenMP threads (as many as OpenMP allows, which threadpoolctl can
+    limit); the result is the same with any number of threads.
 
     Returns
     -------
@@ -365,6 +475,22 @@ def lloyd_epoch(
     cdef double[::1] box_shift = box_shift_array
     cdef double[::1] mark = mark_array
     cdef double[::1] box_mark = box_mark_array
+    # The boxes in chunks of about equal numbers of points, the units of work
+    # of the threads, each with its own sums of moves. Their number is fixed
+    # so that the result does not depend on the number of threads.
+    cdef Py_ssize_t t, n_chunks = min(_CHUNKS, n_boxes)
+    cdef int n_threads = omp_get_max_threads() if n >= parallel_min_points else 1
+    chunk_box_array = np.searchsorted(
+        np.asarray(box_start), np.arange(n_chunks + 1) * n // n_chunks
+    ).astype(np.intp)
+    chunk_box_array[n_chunks] = n_boxes
+    delta_sums_array = np.zeros((n_chunks, k, d))
+    delta_counts_array = np.zeros((n_chunks, k))
+    chunk_moved_array = np.zeros(n_chunks, dtype=np.intp)
+    cdef Py_ssize_t[::1] chunk_box = chunk_box_array
+    cdef double[:, :, ::1] delta_sums = delta_sums_array
+    cdef double[:, ::1] delta_counts = delta_counts_array
+    cdef Py_ssize_t[::1] chunk_moved = chunk_moved_array
     cdef Py_ssize_t[::1] boxes_indptr = boxes_indptr_array
     cdef Py_ssize_t[::1] boxes = boxes_array
     with nogil:
@@ -409,60 +535,45 @@ def lloyd_epoch(
         while True:
             if not searched:
                 moved = 0
-                for c in range(n_boxes):
-                    drift[c] += box_shift[c]
-                    box_shift[c] = 0.0
-                    limit = 2 * drift[c]
-                    if box_mark[c] >= limit:
+                for t in prange(
+                    n_chunks, schedule="dynamic", chunksize=1, num_threads=n_threads
+                ):
+                    chunk_moved[t] = _assign_boxes(
+                        chunk_box[t],
+                        chunk_box[t + 1],
+                        points,
+                        weights,
+                        box_start,
+                        indptr,
+                        indices,
+                        floors,
+                        outside,
+                        centers,
+                        labels,
+                        runner_up,
+                        upper,
+                        lower_runner_up,
+                        lower_rest,
+                        travel,
+                        drift,
+                        box_shift,
+                        mark,
+                        box_mark,
+                        delta_sums[t],
+                        delta_counts[t],
+                        reach,
+                    )
+                # Merged in a fixed order: the sums do not depend on threads.
+                for t in range(n_chunks):
+                    moved += chunk_moved[t]
+                    if chunk_moved[t] == 0:
                         continue
-                    least_gap = INFINITY
-                    for i in range(box_start[c], box_start[c + 1]):
-                        if mark[i] >= limit:
-                            least_gap = min(least_gap, mark[i])
-                            continue
-                        a = labels[i]
-                        r = runner_up[i]
-                        own = upper[i] + travel[a]
-                        rest = lower_rest[i] - drift[c]
-                        other = rest
-                        if r >= 0:
-                            other = min(other, lower_runner_up[i] - travel[r])
-                        if own > other:
-                            own = sqrt(_sq_distance(points, i, centers, a))
-                            upper[i] = own - travel[a]
-                            if own > rest:
-                                b = _nearest_three(
-                                    points, i, indptr, indices, floors, c, centers, &r, dist
-                                )
-                                own = sqrt(dist[0])
-                                runner_up[i] = r
-                                upper[i] = own - travel[b]
-                                if r >= 0:
-                                    lower_runner_up[i] = sqrt(dist[1]) + travel[r]
-                                rest = min(sqrt(dist[2]), outside[c] - reach)
-                                lower_rest[i] = rest + drift[c]
-                                other = min(rest, sqrt(dist[1]))
-                            elif r >= 0 and own > lower_runner_up[i] - travel[r]:
-                                other = sqrt(_sq_distance(points, i, centers, r))
-                                b = a
-                                if other < own or (other == own and r < a):
-                                    # The runner-up is nearer, and the rest
-                                    # no nearer than the old centroid.
-                                    b = r
-                                    runner_up[i] = a
-                                    own, other = other, own
-                                    upper[i] = own - travel[b]
-                                lower_runner_up[i] = other + travel[runner_up[i]]
-                                other = min(other, rest)
-                            else:
-                                b = a
-                            if b != a:
-                                _move(points, weights, i, a, b, sums, counts)
-                                labels[i] = b
-                                moved += 1
-                        mark[i] = other - own + limit
-                        least_gap = min(least_gap, mark[i])
-                    box_mark[c] = least_gap
+                    for j in range(k):
+                        counts[j] += delta_counts[t, j]
+                        delta_counts[t, j] = 0.0
+                        for f in range(d):
+                            sums[j, f] += delta_sums[t, j, f]
+                            delta_sums[t, j, f] = 0.0
                 if moved == 0:
                     fixed = True
                     break

@@ -375,3 +375,18 @@ def test_random_init_reaches_a_fixed_point_reproducibly(china):
     # "auto" is ten random seedings, as in scikit-learn's KMeans.
     ten = VectorQuantizer(10, init="random", n_init=10, random_state=5).fit(pixels)
     np.testing.assert_array_equal(fits[0].codebook_, ten.codebook_)
+
+
+def test_threads_do_not_change_the_result(china, monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    # Threads even for a small image (normally only from 250,000 colors on).
+    monkeypatch.setattr(_kmeans, "_PARALLEL_MIN_ROWS", 0)
+    pixels = china[::2, ::2].reshape(-1, 3)
+    fits = []
+    for n_threads in (1, 2, 3):
+        with threadpool_limits(n_threads):
+            fits.append(VectorQuantizer(48, random_state=0).fit(pixels))
+    for fit in fits[1:]:
+        np.testing.assert_array_equal(fit.codebook_, fits[0].codebook_)
+        assert fit.n_iter_ == fits[0].n_iter_
