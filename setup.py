@@ -17,8 +17,9 @@ class BuildExt(build_ext):
         if not self._compiles_openmp():
             print("skvq: the C compiler has no OpenMP; building single-threaded")
             for extension in self.extensions:
-                extension.extra_compile_args.remove(OPENMP[0])
-                extension.extra_link_args.remove(OPENMP[0])
+                for args in (extension.extra_compile_args, extension.extra_link_args):
+                    if OPENMP[0] in args:
+                        args.remove(OPENMP[0])
         super().build_extensions()
 
     def _compiles_openmp(self):
@@ -48,7 +49,8 @@ setup(
                 ["skvq/_lloyd.pyx"],
                 extra_compile_args=["-O3", *OPENMP],
                 extra_link_args=[*OPENMP],
-            )
+            ),
+            Extension("skvq._runs", ["skvq/_runs.pyx"], extra_compile_args=["-O3"]),
         ],
         compiler_directives={"language_level": "3"},
     ),

@@ -34,6 +34,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 import zstandard
 
+from . import _runs
 from ._atomic import atomic_write
 from .bits import bits_per_code
 
@@ -438,21 +439,16 @@ def _decode_runs(
     flags = decompress(data[_STREAM_LENGTH.size : flags_end], height * row_bytes)
     if len(flags) < height * row_bytes:  # partial: missing flags start runs
         flags += b"\xff" * (height * row_bytes - len(flags))
-    starts = np.unpackbits(
-        np.frombuffer(flags, np.uint8).reshape(height, row_bytes), axis=1, count=width
-    ).ravel()
-    if not starts[0]:
+    flags = np.frombuffer(flags, np.uint8).reshape(height, row_bytes)
+    if not flags[0, 0] & 0x80:
         raise FormatError("damaged index data: the first pixel starts no run.")
-    # Each pixel's run number; faster than np.repeat with the run lengths.
-    runs = np.cumsum(starts, dtype=np.int32 if starts.size < 2**31 else np.int64)
-    runs -= 1
-    n_runs = int(runs[-1]) + 1
+    n_runs = _runs.count_runs(flags, width)
     code_bits = _run_code_bits(bits)
     n_bytes = -(-n_runs * code_bits // 8)
     run_codes = decompress(data[flags_end:], n_bytes)
     if len(run_codes) < n_bytes:  # partial: missing runs are code 0
         run_codes += bytes(n_bytes - len(run_codes))
-    return unpack_codes(run_codes, code_bits, n_runs).take(runs)
+    return _runs.expand_runs(flags, width, unpack_codes(run_codes, code_bits, n_runs))
 
 
 def _damaged_unless(partial: bool, problem: str) -> None:

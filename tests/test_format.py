@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from skvq import format as vq
 from skvq.bits import bits_per_code
@@ -462,3 +463,29 @@ def test_header_properties(image):
     assert header.frame_pixels == width * height
     expected_mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[codebook.shape[1]]
     assert header.codebook_mode == expected_mode
+
+
+@given(
+    height=st.integers(1, 9),
+    width=st.integers(1, 40),
+    wide=st.booleans(),
+    data=st.data(),
+)
+def test_run_expansion_matches_the_bit_by_bit_reading(height, width, wide, data):
+    from skvq import _runs
+
+    row_bytes = -(-width // 8)
+    # Padding bits at the end of each row may be anything: they must not count.
+    flags = data.draw(
+        arrays(np.uint8, (height, row_bytes), elements=st.integers(0, 255))
+    )
+    flags[0, 0] |= 0x80  # the first pixel starts a run
+    starts = np.unpackbits(flags, axis=1, count=width).ravel()
+    n_runs = int(starts.sum())
+    assert _runs.count_runs(flags, width) == n_runs
+    dtype = np.uint16 if wide else np.uint8
+    values = np.arange(n_runs).astype(dtype) * 7
+    expected = values[np.cumsum(starts) - 1]
+    decoded = _runs.expand_runs(flags, width, values)
+    assert decoded.dtype == dtype
+    np.testing.assert_array_equal(decoded, expected)
