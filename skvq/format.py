@@ -402,9 +402,10 @@ class _Coding(NamedTuple):
 
 _STREAM_LENGTH = struct.Struct(">I")
 # zstd frames may use windows up to this size: a decoder need not allocate
-# more than 8 MiB for a crafted frame, and level 17 never asks for more.
+# more than 8 MiB for a crafted frame, and level 15 (as the levels up to 17)
+# never asks for more.
 _ZSTD_MAX_WINDOW = 1 << 23
-_ZSTD_LEVEL = 17
+_ZSTD_LEVEL = 15
 
 
 def _run_code_bits(bits: int) -> int:
