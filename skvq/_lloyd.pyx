@@ -454,9 +454,8 @@ def lloyd_epoch(
     """
     cdef Py_ssize_t n = points.shape[0], k = centers.shape[0], d = points.shape[1]
     cdef Py_ssize_t n_boxes = outside.shape[0]
-    cdef Py_ssize_t i, j, f, p, a, b, r, c, n_passes = 0, moved
-    cdef double mean, diff, shift_sq, total_shift, excess
-    cdef double own, other, rest, least_gap, limit
+    cdef Py_ssize_t i, j, f, p, a, r, c, n_passes = 0, moved
+    cdef double mean, diff, shift_sq, total_shift, excess, rest
     cdef double dist[3]
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
