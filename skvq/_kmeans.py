@@ -301,8 +301,9 @@ def _lloyd(rows, weights, centers, max_iter, tol):
     it was at the start of the epoch; each epoch gets candidate lists for
     the grid cells made with that much slack.
     """
-    grid = _grid(rows)
-    cell_of_row, n_cells = grid[0], len(grid[1][0][0][0])
+    cell_of_row, pyramid = _grid(rows)
+    (cell_lo, _), _ = pyramid[0]
+    n_cells = len(cell_lo)
     # The kernel takes the rows grouped by cell.
     order = np.argsort(cell_of_row, kind="stable")
     box_start = np.searchsorted(cell_of_row[order], np.arange(n_cells + 1))
@@ -319,7 +320,7 @@ def _lloyd(rows, weights, centers, max_iter, tol):
     sums, counts = np.zeros_like(centers), np.zeros(len(centers))
     n_iter, settled = 0, False
     while True:
-        indptr, indices, floors, outside = _candidates(grid, centers, 2 * _REACH)
+        indptr, indices, floors, outside = _candidates(pyramid, centers, 2 * _REACH)
         n_passes, fixed, settled_now, reanchor = _lloyd_kernels.lloyd_epoch(
             points,
             weights,
@@ -416,13 +417,12 @@ def _boxes(side, shift, inclusive):
     return lo, lo + (size - 1 if inclusive else size)
 
 
-def _candidates(grid, centers, slack):
+def _candidates(pyramid, centers, slack):
     """Candidate lists of the grid's cells (see :func:`skvq._lloyd.candidates`).
 
     The lists of the coarsest boxes are made first, from all centroids; each
     finer box then considers only the candidates of its enclosing box.
     """
-    _, pyramid = grid
     (boxes, _) = pyramid[-1]
     lists = _lloyd_kernels.candidates(*boxes, centers, slack)
     for boxes, parent_of_box in reversed(pyramid[:-1]):
@@ -434,11 +434,11 @@ def _candidates(grid, centers, slack):
 
 def _nearest(rows, centers):
     """Index of and distance to the nearest centroid of each row."""
-    grid = _grid(rows)
+    cell_of_row, pyramid = _grid(rows)
     centers = np.ascontiguousarray(centers, dtype=np.float64)
-    indptr, indices, floors, _ = _candidates(grid, centers, 0.0)
+    indptr, indices, floors, _ = _candidates(pyramid, centers, 0.0)
     return _lloyd_kernels.nearest(
-        rows.astype(np.float64), grid[0], indptr, indices, floors, centers
+        rows.astype(np.float64), cell_of_row, indptr, indices, floors, centers
     )
 
 

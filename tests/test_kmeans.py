@@ -285,14 +285,14 @@ def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, 256, size=(500, 3)).astype(np.uint8)
     centers = rng.uniform(-10, 265, size=(k, 3))
-    grid = _kmeans._grid(rows)
-    indptr, indices, floors, outside = _kmeans._candidates(grid, centers, slack)
+    cell_of_row, pyramid = _kmeans._grid(rows)
+    indptr, indices, floors, outside = _kmeans._candidates(pyramid, centers, slack)
     # The centroids may then move by up to slack / 2 ...
     step = rng.normal(size=(k, 3))
     step *= rng.uniform(0, slack / 2, (k, 1)) / np.linalg.norm(step, axis=1)[:, None]
     moved = centers + step
     sq = brute_sq_distances(rows, moved)
-    for i, cell in enumerate(grid[0]):
+    for i, cell in enumerate(cell_of_row):
         listed = indices[indptr[cell] : indptr[cell + 1]]
         cell_floors = floors[indptr[cell] : indptr[cell + 1]]
         assert np.all(np.diff(cell_floors) >= 0)
@@ -303,8 +303,8 @@ def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
         assert np.all(np.sqrt(sq[i, unlisted]) >= outside[cell] - slack / 2 - 1e-9)
     labels, distance = _lloyd.nearest(
         rows.astype(np.float64),
-        grid[0],
-        *_kmeans._candidates(grid, centers, 0.0)[:3],
+        cell_of_row,
+        *_kmeans._candidates(pyramid, centers, 0.0)[:3],
         centers,
     )
     sq = brute_sq_distances(rows, centers)
