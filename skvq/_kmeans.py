@@ -304,18 +304,15 @@ def _lloyd(rows, weights, centers, max_iter, tol):
     cell_of_row, pyramid = _grid(rows)
     (cell_lo, _), _ = pyramid[0]
     n_cells = len(cell_lo)
-    # The kernel takes the rows grouped by cell.
-    order = np.argsort(cell_of_row, kind="stable")
+    # The kernel takes the rows grouped by cell (a radix sort on 16 bits).
+    order = np.argsort(cell_of_row.astype(_cell_dtype(n_cells)), kind="stable")
     box_start = np.searchsorted(cell_of_row[order], np.arange(n_cells + 1))
     points = rows[order].astype(np.float64)
     weights = np.ascontiguousarray(weights[order], dtype=np.float64)
-    mean = weights @ points / weights.sum()
-    tol = tol * float(weights @ ((points - mean) ** 2).sum(axis=1)) / weights.sum()
-    tol /= points.shape[1]
+    if tol > 0:
+        tol *= _mean_variance(points, weights)
     centers = np.array(centers, dtype=np.float64, order="C")
-    labels = np.full(len(rows), -1, dtype=np.intp)
-    runner_up = np.full(len(rows), -1, dtype=np.intp)
-    upper, lower_runner_up, lower_rest = (np.empty(len(rows)) for _ in range(3))
+    state = _lloyd_kernels.new_point_state(len(rows))
     travel, drift = np.zeros(len(centers)), np.zeros(n_cells)
     sums, counts = np.zeros_like(centers), np.zeros(len(centers))
     n_iter, settled = 0, False
@@ -330,11 +327,7 @@ def _lloyd(rows, weights, centers, max_iter, tol):
             floors,
             outside,
             centers,
-            labels,
-            runner_up,
-            upper,
-            lower_runner_up,
-            lower_rest,
+            state,
             travel,
             drift,
             sums,
@@ -348,13 +341,25 @@ def _lloyd(rows, weights, centers, max_iter, tol):
         settled = settled or settled_now
         if not reanchor:
             break
+    labels = np.ascontiguousarray(state["label"])
     if fixed:
         # Recompute the means in one pass so that they carry no rounding
         # accumulated by the incremental updates (with float weights).
         sums, counts = _weighted_sums(points, weights, labels, len(centers))
         centers = _means(centers, sums, counts)
-    inertia = float(weights @ ((points - centers[labels]) ** 2).sum(axis=1))
-    return centers, inertia, n_iter
+    return centers, _lloyd_kernels.inertia(points, weights, centers, labels), n_iter
+
+
+def _cell_dtype(n_cells):
+    """Smallest unsigned dtype for cell indices: numpy radix-sorts 16 bits."""
+    return np.uint16 if n_cells <= 2**16 else np.intp
+
+
+def _mean_variance(points, weights):
+    """Weighted variance of the features, averaged over features."""
+    mean = weights @ points / weights.sum()
+    variance = weights @ ((points - mean) ** 2).sum(axis=1) / weights.sum()
+    return float(variance) / points.shape[1]
 
 
 def _grid(rows):
@@ -421,13 +426,15 @@ def _candidates(pyramid, centers, slack):
     """Candidate lists of the grid's cells (see :func:`skvq._lloyd.candidates`).
 
     The lists of the coarsest boxes are made first, from all centroids; each
-    finer box then considers only the candidates of its enclosing box.
+    finer box then considers only the candidates of its enclosing box. Only
+    the finest lists, those searched, are sorted.
     """
     (boxes, _) = pyramid[-1]
-    lists = _lloyd_kernels.candidates(*boxes, centers, slack)
-    for boxes, parent_of_box in reversed(pyramid[:-1]):
+    finest = len(pyramid) == 1
+    lists = _lloyd_kernels.candidates(*boxes, centers, slack, ordered=finest)
+    for level, (boxes, parent_of_box) in reversed(list(enumerate(pyramid[:-1]))):
         lists = _lloyd_kernels.candidates(
-            *boxes, centers, slack, parent_of_box, *lists[:2]
+            *boxes, centers, slack, parent_of_box, *lists[:2], ordered=level == 0
         )
     return lists
 

@@ -17,7 +17,7 @@ returns when a centroid leaves that reach, and the caller makes new lists.
 
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, sqrt
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc, qsort, realloc
 
 import numpy as np
 
@@ -30,6 +30,34 @@ cdef extern from *:
     #endif
     """
     int omp_get_max_threads() nogil
+
+# What a pass knows of each point, in one record: a point that must be
+# checked costs one cache line, not one per array.
+cdef packed struct PointState:
+    double upper  # bound on the distance to its centroid, less its travel
+    double lower_runner_up  # bound on the distance to the runner-up, plus its travel
+    double lower_rest  # bound on the distance to all others, plus the box's drift
+    Py_ssize_t label
+    Py_ssize_t runner_up  # -1 when unknown
+
+POINT_STATE = np.dtype(
+    [
+        ("upper", np.float64),
+        ("lower_runner_up", np.float64),
+        ("lower_rest", np.float64),
+        ("label", np.intp),
+        ("runner_up", np.intp),
+    ]
+)
+
+
+def new_point_state(Py_ssize_t n):
+    """State of ``n`` points before their first search (labels -1)."""
+    state = np.zeros(n, dtype=POINT_STATE)
+    state["label"] = -1
+    state["runner_up"] = -1
+    return state
+
 
 # Chunks of boxes per assignment step.
 cdef enum:
@@ -54,18 +82,20 @@ cdef inline double _sq_distance(
     return total
 
 
-cdef inline void _side_distances(
-    double lo, double hi, double center, double* near, double* far
-) noexcept nogil:
-    """Add the squared least and greatest distances along one feature."""
+cdef inline double _outside_sq(double lo, double hi, double center) noexcept nogil:
+    """Squared least distance along one feature from ``center`` to [lo, hi]."""
     cdef double below = lo - center, above = center - hi
     # At most one of below and above is positive: maxima, not branches.
     cdef double outside = below if below > above else above
     outside = outside if outside > 0 else 0.0
-    near[0] += outside * outside
-    below *= below
-    above *= above
-    far[0] += below if below > above else above
+    return outside * outside
+
+
+cdef inline double _farthest_sq(double lo, double hi, double center) noexcept nogil:
+    """Squared greatest distance along one feature from ``center`` to [lo, hi]."""
+    cdef double below = (lo - center) * (lo - center)
+    cdef double above = (center - hi) * (center - hi)
+    return below if below > above else above
 
 
 cdef inline void _box_distances(
@@ -79,15 +109,50 @@ cdef inline void _box_distances(
 ) noexcept nogil:
     """Squared least and greatest distances of centroid ``j`` to a box."""
     cdef Py_ssize_t f
-    near_sq[0] = 0.0
-    far_sq[0] = 0.0
+    # Sums in locals, stored once: the compiler keeps them in registers.
+    cdef double near = 0.0, far = 0.0
     if centers.shape[1] == 3:  # colors, unrolled
-        _side_distances(box_lo[box, 0], box_hi[box, 0], centers[j, 0], near_sq, far_sq)
-        _side_distances(box_lo[box, 1], box_hi[box, 1], centers[j, 1], near_sq, far_sq)
-        _side_distances(box_lo[box, 2], box_hi[box, 2], centers[j, 2], near_sq, far_sq)
+        for f in range(3):
+            near += _outside_sq(box_lo[box, f], box_hi[box, f], centers[j, f])
+            far += _farthest_sq(box_lo[box, f], box_hi[box, f], centers[j, f])
+        near_sq[0] = near
+        far_sq[0] = far
         return
     for f in range(centers.shape[1]):
-        _side_distances(box_lo[box, f], box_hi[box, f], centers[j, f], near_sq, far_sq)
+        near += _outside_sq(box_lo[box, f], box_hi[box, f], centers[j, f])
+        far += _farthest_sq(box_lo[box, f], box_hi[box, f], centers[j, f])
+    near_sq[0] = near
+    far_sq[0] = far
+
+
+cdef struct Candidate:
+    double floor
+    Py_ssize_t index
+
+
+cdef int _by_floor(const void* a, const void* b) noexcept nogil:
+    """Order of candidates by floor, then index."""
+    cdef const Candidate* x = <const Candidate*> a
+    cdef const Candidate* y = <const Candidate*> b
+    if x.floor != y.floor:
+        return -1 if x.floor < y.floor else 1
+    return (x.index > y.index) - (x.index < y.index)
+
+
+cdef void _sort(Candidate* found, Py_ssize_t n) noexcept nogil:
+    """Sort candidates by floor, then index: by insertion if few."""
+    cdef Py_ssize_t p, q
+    cdef Candidate moving
+    if n > 64:
+        qsort(found, n, sizeof(Candidate), _by_floor)
+        return
+    for p in range(1, n):
+        moving = found[p]
+        q = p
+        while q > 0 and _by_floor(&found[q - 1], &moving) > 0:
+            found[q] = found[q - 1]
+            q -= 1
+        found[q] = moving
 
 
 def candidates(
@@ -98,6 +163,7 @@ def candidates(
     const Py_ssize_t[::1] pool_of_box=None,
     const Py_ssize_t[::1] pool_indptr=None,
     const Py_ssize_t[::1] pool_indices=None,
+    bint ordered=True,
 ):
     """Centroids that may be nearest to a point of each box, as CSR lists.
 
@@ -110,6 +176,9 @@ def candidates(
     box ``c`` considers only the centroids of pool ``pool_of_box[c]``
     (``pool_indices[pool_indptr[p]:pool_indptr[p+1]]``): the candidate lists
     of an enclosing box made with the same slack hold all candidates.
+
+    With ``ordered=False``, the lists (to be pools) are in no particular
+    order and ``floors`` hold squared least distances to the box.
 
     Returns
     -------
@@ -138,11 +207,10 @@ def candidates(
     cdef double[::1] floors
     cdef double[::1] outside = outside_array
     cdef double* near = <double*> malloc(k * sizeof(double))
-    cdef Py_ssize_t* found = <Py_ssize_t*> malloc(capacity * sizeof(Py_ssize_t))
-    cdef double* found_floor = <double*> malloc(capacity * sizeof(double))
+    cdef Candidate* found = <Candidate*> malloc(capacity * sizeof(Candidate))
     cdef void* grown
     try:
-        if near == NULL or found == NULL or found_floor == NULL:
+        if near == NULL or found == NULL:
             raise MemoryError()
         with nogil:
             for c in range(n_boxes):
@@ -162,44 +230,35 @@ def candidates(
                 bound = (bound * (1 + 1e-9)) ** 2
                 if count + hi - lo > capacity:
                     size = max(2 * capacity, count + hi - lo)
-                    grown = realloc(found, size * sizeof(Py_ssize_t))
-                    if grown != NULL:
-                        found = <Py_ssize_t*> grown
-                        grown = realloc(found_floor, size * sizeof(double))
+                    grown = realloc(found, size * sizeof(Candidate))
                     if grown == NULL:
                         with gil:
                             raise MemoryError()
-                    found_floor = <double*> grown
+                    found = <Candidate*> grown
                     capacity = size
+                # Each centroid is written, and kept if near: no branch to
+                # mispredict.
                 start = count
                 for p in range(lo, hi):
-                    if near[p - lo] <= bound:
-                        j = pool_indices[p] if pooled else p
-                        floor = max(sqrt(near[p - lo]) - slack / 2, 0.0) ** 2
-                        # Insertion by floor (lists are short), then index.
-                        q = count
-                        while q > start and (
-                            found_floor[q - 1] > floor
-                            or (found_floor[q - 1] == floor and found[q - 1] > j)
-                        ):
-                            found[q] = found[q - 1]
-                            found_floor[q] = found_floor[q - 1]
-                            q -= 1
-                        found[q] = j
-                        found_floor[q] = floor
-                        count += 1
+                    found[count].index = pool_indices[p] if pooled else p
+                    found[count].floor = near[p - lo]
+                    count += near[p - lo] <= bound
+                if ordered:
+                    for q in range(start, count):
+                        floor = sqrt(found[q].floor) - slack / 2
+                        found[q].floor = floor * floor if floor > 0 else 0.0
+                    _sort(&found[start], count - start)
                 indptr[c + 1] = count
         indices_array = np.empty(count, dtype=np.intp)
         floors_array = np.empty(count)
         indices = indices_array
         floors = floors_array
         for p in range(count):
-            indices[p] = found[p]
-            floors[p] = found_floor[p]
+            indices[p] = found[p].index
+            floors[p] = found[p].floor
     finally:
         free(near)
         free(found)
-        free(found_floor)
     return indptr_array, indices_array, floors_array, outside_array
 
 
@@ -274,6 +333,21 @@ def nearest(
     return labels_array, distance_array
 
 
+def inertia(
+    const double[:, ::1] points,
+    const double[::1] weights,
+    const double[:, ::1] centers,
+    const Py_ssize_t[::1] labels,
+):
+    """Weighted sum of squared distances of the points to their centroid."""
+    cdef Py_ssize_t i
+    cdef double total = 0.0
+    with nogil:
+        for i in range(points.shape[0]):
+            total += weights[i] * _sq_distance(points, i, centers, labels[i])
+    return total
+
+
 cdef void _move(
     const double[:, ::1] points,
     const double[::1] weights,
@@ -303,11 +377,7 @@ cdef Py_ssize_t _assign_boxes(
     const double[::1] floors,
     const double[::1] outside,
     const double[:, ::1] centers,
-    Py_ssize_t[::1] labels,
-    Py_ssize_t[::1] runner_up,
-    double[::1] upper,
-    double[::1] lower_runner_up,
-    double[::1] lower_rest,
+    PointState[::1] state,
     const double[::1] travel,
     double[::1] drift,
     double[::1] box_shift,
@@ -324,6 +394,7 @@ cdef Py_ssize_t _assign_boxes(
     """
     cdef Py_ssize_t c, i, a, b, r, moved = 0
     cdef double own, other, rest, least_gap, limit
+    cdef PointState* point
     cdef double dist[3]
     for c in range(first_box, last_box):
         drift[c] += box_shift[c]
@@ -336,45 +407,46 @@ cdef Py_ssize_t _assign_boxes(
             if mark[i] >= limit:
                 least_gap = min(least_gap, mark[i])
                 continue
-            a = labels[i]
-            r = runner_up[i]
-            own = upper[i] + travel[a]
-            rest = lower_rest[i] - drift[c]
+            point = &state[i]
+            a = point.label
+            r = point.runner_up
+            own = point.upper + travel[a]
+            rest = point.lower_rest - drift[c]
             other = rest
             if r >= 0:
-                other = min(other, lower_runner_up[i] - travel[r])
+                other = min(other, point.lower_runner_up - travel[r])
             if own > other:
                 own = sqrt(_sq_distance(points, i, centers, a))
-                upper[i] = own - travel[a]
+                point.upper = own - travel[a]
                 if own > rest:
                     b = _nearest_three(
                         points, i, indptr, indices, floors, c, centers, &r, dist
                     )
                     own = sqrt(dist[0])
-                    runner_up[i] = r
-                    upper[i] = own - travel[b]
+                    point.runner_up = r
+                    point.upper = own - travel[b]
                     if r >= 0:
-                        lower_runner_up[i] = sqrt(dist[1]) + travel[r]
+                        point.lower_runner_up = sqrt(dist[1]) + travel[r]
                     rest = min(sqrt(dist[2]), outside[c] - reach)
-                    lower_rest[i] = rest + drift[c]
+                    point.lower_rest = rest + drift[c]
                     other = min(rest, sqrt(dist[1]))
-                elif r >= 0 and own > lower_runner_up[i] - travel[r]:
+                elif r >= 0 and own > point.lower_runner_up - travel[r]:
                     other = sqrt(_sq_distance(points, i, centers, r))
                     b = a
                     if other < own or (other == own and r < a):
                         # The runner-up is nearer, and the rest
                         # no nearer than the old centroid.
                         b = r
-                        runner_up[i] = a
+                        point.runner_up = a
                         own, other = other, own
-                        upper[i] = own - travel[b]
-                    lower_runner_up[i] = other + travel[runner_up[i]]
+                        point.upper = own - travel[b]
+                    point.lower_runner_up = other + travel[point.runner_up]
                     other = min(other, rest)
                 else:
                     b = a
                 if b != a:
                     _move(points, weights, i, a, b, delta_sums, delta_counts)
-                    labels[i] = b
+                    point.label = b
                     moved += 1
             mark[i] = other - own + limit
             least_gap = min(least_gap, mark[i])
@@ -391,11 +463,7 @@ def lloyd_epoch(
     const double[::1] floors,
     const double[::1] outside,
     double[:, ::1] centers,
-    Py_ssize_t[::1] labels,
-    Py_ssize_t[::1] runner_up,
-    double[::1] upper,
-    double[::1] lower_runner_up,
-    double[::1] lower_rest,
+    PointState[::1] state,
     double[::1] travel,
     double[::1] drift,
     double[:, ::1] sums,
@@ -456,6 +524,7 @@ def lloyd_epoch(
     cdef Py_ssize_t n_boxes = outside.shape[0]
     cdef Py_ssize_t i, j, f, p, a, r, c, n_passes = 0, moved
     cdef double mean, diff, shift_sq, total_shift, excess, rest
+    cdef PointState* point
     cdef double dist[3]
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
@@ -508,15 +577,16 @@ def lloyd_epoch(
 
         for c in range(n_boxes):
             for i in range(box_start[c], box_start[c + 1]):
-                if labels[i] < 0:
+                point = &state[i]
+                if point.label < 0:
                     a = _nearest_three(
                         points, i, indptr, indices, floors, c, centers, &r, dist
                     )
-                    labels[i] = a
-                    runner_up[i] = r
-                    upper[i] = sqrt(dist[0]) - travel[a]
+                    point.label = a
+                    point.runner_up = r
+                    point.upper = sqrt(dist[0]) - travel[a]
                     if r >= 0:
-                        lower_runner_up[i] = sqrt(dist[1]) + travel[r]
+                        point.lower_runner_up = sqrt(dist[1]) + travel[r]
                     rest = sqrt(dist[2])
                     searched = True
                     counts[a] += weights[i]
@@ -524,13 +594,13 @@ def lloyd_epoch(
                         sums[a, f] += weights[i] * points[i, f]
                 else:
                     # The runner-up may be off the new list: fold it in the rest.
-                    rest = lower_rest[i] - drift[c]
-                    r = runner_up[i]
+                    rest = point.lower_rest - drift[c]
+                    r = point.runner_up
                     if r >= 0:
-                        rest = min(rest, lower_runner_up[i] - travel[r])
-                    runner_up[i] = -1
+                        rest = min(rest, point.lower_runner_up - travel[r])
+                    point.runner_up = -1
                 # A centroid off the list stays at least outside - reach away.
-                lower_rest[i] = min(rest, outside[c] - reach) + drift[c]
+                point.lower_rest = min(rest, outside[c] - reach) + drift[c]
         while True:
             if not searched:
                 moved = 0
@@ -548,11 +618,7 @@ def lloyd_epoch(
                         floors,
                         outside,
                         centers,
-                        labels,
-                        runner_up,
-                        upper,
-                        lower_runner_up,
-                        lower_rest,
+                        state,
                         travel,
                         drift,
                         box_shift,
