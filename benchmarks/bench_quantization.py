@@ -112,15 +112,15 @@ def run_skvq(image, k):
     from skvq import VectorQuantizer
 
     pixels = image.reshape(-1, 3)
-    vq = VectorQuantizer(n_clusters=k, random_state=0).fit(pixels)
-    codes = vq.transform(pixels)[:, 0]
+    vq = VectorQuantizer(n_clusters=k, random_state=0)
+    codes = vq.fit_transform(pixels)[:, 0]
     palette = np.clip(np.rint(vq.codebook_), 0, 255).astype(np.uint8)
     return palette[codes].reshape(image.shape)
 
 
 def _sklearn_fit(estimator, image):
     pixels = image.reshape(-1, 3).astype(np.float64)
-    labels = estimator.fit(pixels).predict(pixels)
+    labels = estimator.fit_predict(pixels)
     palette = np.clip(np.rint(estimator.cluster_centers_), 0, 255).astype(np.uint8)
     return palette[labels].reshape(image.shape)
 

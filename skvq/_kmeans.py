@@ -126,6 +126,7 @@ def fit_codebook(
     max_iter,
     tol,
     random_state,
+    return_codes=False,
 ):
     """Fit a codebook of at most ``n_clusters`` rows to ``X``.
 
@@ -145,12 +146,19 @@ def fit_codebook(
     n_iter : int
         Exact Lloyd passes run over the distinct rows (0 when the codebook is
         the distinct rows).
+    codes : ndarray of shape (n_samples,)
+        Only if ``return_codes``: the index of each sample's codeword, from
+        the last assignment of the fit (as :func:`assign` would give, in the
+        same dtype).
     """
     rows, weights = unique_rows(X, sample_weight)
     keep = weights > 0
     rows, weights = rows[keep], weights[keep]
     if len(rows) <= n_clusters:
-        return rows.astype(np.float64), 0.0, 0
+        codebook = rows.astype(np.float64)
+        if return_codes:
+            return codebook, 0.0, 0, assign(X, codebook, return_distance=False)[0]
+        return codebook, 0.0, 0
     levels = _coarse_levels(rows, weights, n_clusters) if _is_packable(rows) else []
     seed_points, seed_weights = levels.pop(0) if levels else (rows, weights)
     centers = _seed(
@@ -165,7 +173,23 @@ def fit_codebook(
     )
     for points, level_weights in levels:
         centers, _, _ = _lloyd(points, level_weights, centers, max_iter, tol)
-    return _lloyd(rows, weights, centers, max_iter, tol)
+    centers, inertia, n_iter, labels = _lloyd(
+        rows, weights, centers, max_iter, tol, return_labels=True
+    )
+    if not return_codes:
+        return centers, inertia, n_iter
+    if not _is_packable(X) or not keep.all():
+        # Samples map to distinct rows only through a new search here.
+        return centers, inertia, n_iter, assign(X, centers, return_distance=False)[0]
+    code_dtype = np.min_scalar_type(len(centers) - 1)
+    keys = _pack_uint8(X)
+    codes = _look_up(
+        keys,
+        _pack_uint8(rows),
+        labels.astype(code_dtype),
+        X.shape[1] <= _DENSE_MAX_FEATURES,
+    )
+    return centers, inertia, n_iter, codes
 
 
 def _seed(points, weights, n_clusters, *, init, n_init, max_iter, tol, random_state):
@@ -287,14 +311,15 @@ def _means(centers, sums, counts):
     return means
 
 
-def _lloyd(rows, weights, centers, max_iter, tol):
+def _lloyd(rows, weights, centers, max_iter, tol, return_labels=False):
     """Weighted Lloyd passes from ``centers``.
 
     Stops when no row changes cluster (the centroids are then the means of
     their rows: a fixed point), when the squared centroid shift summed over
     clusters is at most ``tol`` times the mean per-feature variance, as in
     :class:`~sklearn.cluster.KMeans`, or after ``max_iter`` passes; in the
-    last two cases the rows are assigned to the final centroids.
+    last two cases the rows are assigned to the final centroids. With
+    ``return_labels``, also returns the cluster of each row.
 
     The passes run in the compiled :func:`skvq._lloyd.lloyd_epoch`, in
     epochs during which no centroid moves farther than ``_REACH`` from where
@@ -347,7 +372,12 @@ def _lloyd(rows, weights, centers, max_iter, tol):
         # accumulated by the incremental updates (with float weights).
         sums, counts = _weighted_sums(points, weights, labels, len(centers))
         centers = _means(centers, sums, counts)
-    return centers, _lloyd_kernels.inertia(points, weights, centers, labels), n_iter
+    inertia = _lloyd_kernels.inertia(points, weights, centers, labels)
+    if not return_labels:
+        return centers, inertia, n_iter
+    labels_of_rows = np.empty_like(labels)
+    labels_of_rows[order] = labels
+    return centers, inertia, n_iter, labels_of_rows
 
 
 def _cell_dtype(n_cells):

@@ -126,8 +126,8 @@ def quantize_image(image, n_clusters=16, **params) -> QuantizedImage:
     array = image_to_array(image)
     height, width, channels = array.shape
     pixels = array.reshape(-1, channels)
-    quantizer = VectorQuantizer(n_clusters=n_clusters, **params).fit(pixels)
-    codes = quantizer.transform(pixels)
+    quantizer = VectorQuantizer(n_clusters=n_clusters, **params)
+    codes = quantizer.fit_transform(pixels)
     reconstruction = reconstruct(quantizer.codebook_, codes).reshape(array.shape)
     return QuantizedImage(
         reconstruction=reconstruction,

@@ -341,8 +341,8 @@ def _quantize(quantizer: VectorQuantizer, colors: np.ndarray):
         warnings.filterwarnings(
             "ignore", message=".*distinct rows", category=ConvergenceWarning
         )
-        quantizer.fit(colors.reshape(-1, colors.shape[-1]))
-    return _codes_in(quantizer, colors)
+        codes = quantizer.fit_transform(colors.reshape(-1, colors.shape[-1]))
+    return _rounded_codebook(quantizer), codes
 
 
 def _shared_codes(quantizer, colors: np.ndarray, color_mode: str):
@@ -367,14 +367,15 @@ def _shared_codes(quantizer, colors: np.ndarray, color_mode: str):
             f"The codebook has {quantizer.n_codes_} rows; VQ files hold at most "
             f"{vq.MAX_CODES}."
         )
-    return _codes_in(quantizer, colors)
+    return _rounded_codebook(quantizer), quantizer.transform(
+        colors.reshape(-1, colors.shape[-1])
+    )
 
 
-def _codes_in(quantizer: VectorQuantizer, colors: np.ndarray):
-    codes = quantizer.transform(colors.reshape(-1, colors.shape[-1]))
-    # The palette is the codebook rounded as skvq.image rounds reconstructions.
+def _rounded_codebook(quantizer: VectorQuantizer):
+    """The codebook rounded as skvq.image rounds reconstructions, as uint8."""
     all_codes = np.arange(quantizer.n_codes_)[:, np.newaxis]
-    return reconstruct(quantizer.codebook_, all_codes), codes
+    return reconstruct(quantizer.codebook_, all_codes)
 
 
 def _metadata(im: Image.Image) -> dict:

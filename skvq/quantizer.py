@@ -177,11 +177,46 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : VectorQuantizer
             The fitted estimator.
         """
+        codebook, inertia, n_iter = self._fit_codebook(X, sample_weight)
+        self.__dict__.pop("_stream", None)
+        self._set_codebook(codebook, inertia, n_iter)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """Learn the codebook from ``X`` and return the codes of ``X``.
+
+        Same result as ``fit(X).transform(X)``, faster: the codes are those
+        of the fit's last assignment, not a new search.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training samples, e.g. the pixels of one or more images.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the K-Means objective.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, 1)
+            Codes in the smallest unsigned dtype that holds ``n_codes_ - 1``
+            (see :func:`code_dtype`).
+        """
+        codebook, inertia, n_iter, codes = self._fit_codebook(
+            X, sample_weight, return_codes=True
+        )
+        self.__dict__.pop("_stream", None)
+        self._set_codebook(codebook, inertia, n_iter)
+        return codes.astype(code_dtype(self.n_codes_), copy=False).reshape(-1, 1)
+
+    def _fit_codebook(self, X, sample_weight, return_codes=False):
         X = validate_data(self, X, dtype="numeric", ensure_all_finite=True)
         X = _as_supported_dtype(X)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        codebook, inertia, n_iter = _kmeans.fit_codebook(
+        return _kmeans.fit_codebook(
             X,
             sample_weight,
             self.n_clusters,
@@ -190,10 +225,8 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             max_iter=self.max_iter,
             tol=self.tol,
             random_state=self.random_state,
+            return_codes=return_codes,
         )
-        self.__dict__.pop("_stream", None)
-        self._set_codebook(codebook, inertia, n_iter)
-        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):

@@ -286,3 +286,31 @@ def test_converged_codebook_rows_are_means_of_their_samples(X, n_clusters):
         members = X[codes == k]
         assert len(members) > 0, "no empty cluster"
         np.testing.assert_allclose(vq.codebook_[k], members.mean(axis=0), atol=1e-9)
+
+
+@given(
+    X=st.one_of(small_uint8_data, small_float_data),
+    n_clusters=st.integers(1, 12),
+    max_iter=st.sampled_from([1, 2, 300]),
+    weighted=st.booleans(),
+    data=st.data(),
+)
+def test_fit_transform_is_fit_then_transform(X, n_clusters, max_iter, weighted, data):
+    sample_weight = None
+    if weighted:
+        sample_weight = data.draw(
+            hnp.arrays(np.float64, len(X), elements=st.sampled_from([0.0, 1.0, 2.5]))
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        params = dict(n_clusters=n_clusters, max_iter=max_iter, random_state=0)
+        if sample_weight is not None and not sample_weight.any():
+            with pytest.raises(ValueError, match="weight"):
+                VectorQuantizer(**params).fit_transform(X, sample_weight=sample_weight)
+            return
+        vq = VectorQuantizer(**params)
+        codes = vq.fit_transform(X, sample_weight=sample_weight)
+        reference = VectorQuantizer(**params).fit(X, sample_weight=sample_weight)
+    np.testing.assert_array_equal(vq.codebook_, reference.codebook_)
+    assert codes.dtype == reference.transform(X).dtype
+    np.testing.assert_array_equal(codes, reference.transform(X))
