@@ -454,6 +454,88 @@ cdef Py_ssize_t _assign_boxes(
     return moved
 
 
+cdef Py_ssize_t _enter_boxes(
+    Py_ssize_t first_box,
+    Py_ssize_t last_box,
+    const double[:, ::1] points,
+    const double[::1] weights,
+    const Py_ssize_t[::1] box_start,
+    const Py_ssize_t[::1] indptr,
+    const Py_ssize_t[::1] indices,
+    const double[::1] floors,
+    const double[::1] outside,
+    const double[:, ::1] centers,
+    PointState[::1] state,
+    const double[::1] travel,
+    const double[::1] drift,
+    double[:, ::1] delta_sums,
+    double[::1] delta_counts,
+    double reach,
+) noexcept nogil:
+    """The points of boxes ``first_box:last_box`` on entry to an epoch.
+
+    Points never assigned are searched and added to ``delta_sums`` and
+    ``delta_counts``; returns how many. The others forget their runner-up
+    (it may be off the new list) into the bound on the rest.
+    """
+    cdef Py_ssize_t c, i, a, r, f, searched = 0
+    cdef double rest
+    cdef double dist[3]
+    cdef PointState* point
+    for c in range(first_box, last_box):
+        for i in range(box_start[c], box_start[c + 1]):
+            point = &state[i]
+            if point.label < 0:
+                a = _nearest_three(
+                    points, i, indptr, indices, floors, c, centers, &r, dist
+                )
+                point.label = a
+                point.runner_up = r
+                point.upper = sqrt(dist[0]) - travel[a]
+                if r >= 0:
+                    point.lower_runner_up = sqrt(dist[1]) + travel[r]
+                rest = sqrt(dist[2])
+                searched += 1
+                delta_counts[a] += weights[i]
+                for f in range(points.shape[1]):
+                    delta_sums[a, f] += weights[i] * points[i, f]
+            else:
+                rest = point.lower_rest - drift[c]
+                r = point.runner_up
+                if r >= 0:
+                    rest = min(rest, point.lower_runner_up - travel[r])
+                point.runner_up = -1
+            # A centroid off the list stays at least outside - reach away.
+            point.lower_rest = min(rest, outside[c] - reach) + drift[c]
+    return searched
+
+
+cdef Py_ssize_t _merge(
+    Py_ssize_t[::1] chunk_moved,
+    double[:, :, ::1] delta_sums,
+    double[:, ::1] delta_counts,
+    double[:, ::1] sums,
+    double[::1] counts,
+) noexcept nogil:
+    """Add the chunks' sums of moves to the clusters' and clear them.
+
+    In a fixed order, so that the sums do not depend on the number of
+    threads; returns the number of points moved.
+    """
+    cdef Py_ssize_t t, j, f, moved = 0
+    for t in range(chunk_moved.shape[0]):
+        moved += chunk_moved[t]
+        if chunk_moved[t] == 0:
+            continue
+        for j in range(sums.shape[0]):
+            counts[j] += delta_counts[t, j]
+            delta_counts[t, j] = 0.0
+            for f in range(sums.shape[1]):
+                sums[j, f] += delta_sums[t, j, f]
+                delta_sums[t, j, f] = 0.0
+    return moved
+
+
 def lloyd_epoch(
     const double[:, ::1] points,
     const double[::1] weights,
@@ -522,10 +604,8 @@ def lloyd_epoch(
     """
     cdef Py_ssize_t n = points.shape[0], k = centers.shape[0], d = points.shape[1]
     cdef Py_ssize_t n_boxes = outside.shape[0]
-    cdef Py_ssize_t i, j, f, p, a, r, c, n_passes = 0, moved
-    cdef double mean, diff, shift_sq, total_shift, excess, rest
-    cdef PointState* point
-    cdef double dist[3]
+    cdef Py_ssize_t j, f, p, c, n_passes = 0, moved
+    cdef double mean, diff, shift_sq, total_shift, excess
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
     shift_array = np.zeros(k)
@@ -575,35 +655,30 @@ def lloyd_epoch(
             boxes_indptr[j] = boxes_indptr[j - 1]
         boxes_indptr[0] = 0
 
-        for c in range(n_boxes):
-            for i in range(box_start[c], box_start[c + 1]):
-                point = &state[i]
-                if point.label < 0:
-                    a = _nearest_three(
-                        points, i, indptr, indices, floors, c, centers, &r, dist
-                    )
-                    point.label = a
-                    point.runner_up = r
-                    point.upper = sqrt(dist[0]) - travel[a]
-                    if r >= 0:
-                        point.lower_runner_up = sqrt(dist[1]) + travel[r]
-                    rest = sqrt(dist[2])
-                    searched = True
-                    counts[a] += weights[i]
-                    for f in range(d):
-                        sums[a, f] += weights[i] * points[i, f]
-                else:
-                    # The runner-up may be off the new list: fold it in the rest.
-                    rest = point.lower_rest - drift[c]
-                    r = point.runner_up
-                    if r >= 0:
-                        rest = min(rest, point.lower_runner_up - travel[r])
-                    point.runner_up = -1
-                # A centroid off the list stays at least outside - reach away.
-                point.lower_rest = min(rest, outside[c] - reach) + drift[c]
+        for t in prange(
+            n_chunks, schedule="dynamic", chunksize=1, num_threads=n_threads
+        ):
+            chunk_moved[t] = _enter_boxes(
+                chunk_box[t],
+                chunk_box[t + 1],
+                points,
+                weights,
+                box_start,
+                indptr,
+                indices,
+                floors,
+                outside,
+                centers,
+                state,
+                travel,
+                drift,
+                delta_sums[t],
+                delta_counts[t],
+                reach,
+            )
+        searched = _merge(chunk_moved, delta_sums, delta_counts, sums, counts) > 0
         while True:
             if not searched:
-                moved = 0
                 for t in prange(
                     n_chunks, schedule="dynamic", chunksize=1, num_threads=n_threads
                 ):
@@ -628,17 +703,7 @@ def lloyd_epoch(
                         delta_counts[t],
                         reach,
                     )
-                # Merged in a fixed order: the sums do not depend on threads.
-                for t in range(n_chunks):
-                    moved += chunk_moved[t]
-                    if chunk_moved[t] == 0:
-                        continue
-                    for j in range(k):
-                        counts[j] += delta_counts[t, j]
-                        delta_counts[t, j] = 0.0
-                        for f in range(d):
-                            sums[j, f] += delta_sums[t, j, f]
-                            delta_sums[t, j, f] = 0.0
+                moved = _merge(chunk_moved, delta_sums, delta_counts, sums, counts)
                 if moved == 0:
                     fixed = True
                     break
