@@ -28,8 +28,14 @@ cdef extern from *:
     #else
     static int omp_get_max_threads(void) { return 1; }
     #endif
+    #if defined(__GNUC__) || defined(__clang__)
+    #define skvq_prefetch(address) __builtin_prefetch(address)
+    #else
+    #define skvq_prefetch(address) ((void) (address))
+    #endif
     """
     int omp_get_max_threads() nogil
+    void skvq_prefetch(const void* address) nogil
 
 # What a pass knows of each point, in one record: a point that must be
 # checked costs one cache line, not one per array.
@@ -59,9 +65,10 @@ def new_point_state(Py_ssize_t n):
     return state
 
 
-# Chunks of boxes per assignment step.
+# Chunks of boxes per assignment step; points checked per batch.
 cdef enum:
     _CHUNKS = 8
+    _BATCH = 16
 
 
 cdef inline double _sq_distance(
@@ -366,6 +373,84 @@ cdef void _move(
     counts[new] += w
 
 
+cdef Py_ssize_t _check_points(
+    const Py_ssize_t* pending,
+    Py_ssize_t n_pending,
+    Py_ssize_t c,
+    double limit,
+    double* least_gap,
+    const double[:, ::1] points,
+    const double[::1] weights,
+    const Py_ssize_t[::1] indptr,
+    const Py_ssize_t[::1] indices,
+    const double[::1] floors,
+    const double[::1] outside,
+    const double[:, ::1] centers,
+    PointState[::1] state,
+    const double[::1] travel,
+    const double[::1] drift,
+    double[::1] mark,
+    double[:, ::1] delta_sums,
+    double[::1] delta_counts,
+    double reach,
+) noexcept nogil:
+    """Check the points ``pending`` of box ``c`` whose marks failed.
+
+    Each is reassigned if its bounds no longer hold apart, and gets a new
+    mark; returns how many changed cluster.
+    """
+    cdef Py_ssize_t q, i, a, b, r, moved = 0
+    cdef double own, other, rest
+    cdef PointState* point
+    cdef double dist[3]
+    for q in range(n_pending):
+        i = pending[q]
+        point = &state[i]
+        a = point.label
+        r = point.runner_up
+        own = point.upper + travel[a]
+        rest = point.lower_rest - drift[c]
+        other = rest
+        if r >= 0:
+            other = min(other, point.lower_runner_up - travel[r])
+        if own > other:
+            own = sqrt(_sq_distance(points, i, centers, a))
+            point.upper = own - travel[a]
+            if own > rest:
+                b = _nearest_three(
+                    points, i, indptr, indices, floors, c, centers, &r, dist
+                )
+                own = sqrt(dist[0])
+                point.runner_up = r
+                point.upper = own - travel[b]
+                if r >= 0:
+                    point.lower_runner_up = sqrt(dist[1]) + travel[r]
+                rest = min(sqrt(dist[2]), outside[c] - reach)
+                point.lower_rest = rest + drift[c]
+                other = min(rest, sqrt(dist[1]))
+            elif r >= 0 and own > point.lower_runner_up - travel[r]:
+                other = sqrt(_sq_distance(points, i, centers, r))
+                b = a
+                if other < own or (other == own and r < a):
+                    # The runner-up is nearer, and the rest
+                    # no nearer than the old centroid.
+                    b = r
+                    point.runner_up = a
+                    own, other = other, own
+                    point.upper = own - travel[b]
+                point.lower_runner_up = other + travel[point.runner_up]
+                other = min(other, rest)
+            else:
+                b = a
+            if b != a:
+                _move(points, weights, i, a, b, delta_sums, delta_counts)
+                point.label = b
+                moved += 1
+        mark[i] = other - own + limit
+        least_gap[0] = min(least_gap[0], mark[i])
+    return moved
+
+
 cdef Py_ssize_t _assign_boxes(
     Py_ssize_t first_box,
     Py_ssize_t last_box,
@@ -392,10 +477,9 @@ cdef Py_ssize_t _assign_boxes(
     Points that change cluster are added to ``delta_sums`` and
     ``delta_counts``; returns how many did.
     """
-    cdef Py_ssize_t c, i, a, b, r, moved = 0
-    cdef double own, other, rest, least_gap, limit
-    cdef PointState* point
-    cdef double dist[3]
+    cdef Py_ssize_t c, i, n_pending, moved = 0
+    cdef Py_ssize_t pending[_BATCH]
+    cdef double least_gap, limit
     for c in range(first_box, last_box):
         drift[c] += box_shift[c]
         box_shift[c] = 0.0
@@ -403,53 +487,29 @@ cdef Py_ssize_t _assign_boxes(
         if box_mark[c] >= limit:
             continue
         least_gap = INFINITY
+        n_pending = 0
         for i in range(box_start[c], box_start[c + 1]):
             if mark[i] >= limit:
                 least_gap = min(least_gap, mark[i])
                 continue
-            point = &state[i]
-            a = point.label
-            r = point.runner_up
-            own = point.upper + travel[a]
-            rest = point.lower_rest - drift[c]
-            other = rest
-            if r >= 0:
-                other = min(other, point.lower_runner_up - travel[r])
-            if own > other:
-                own = sqrt(_sq_distance(points, i, centers, a))
-                point.upper = own - travel[a]
-                if own > rest:
-                    b = _nearest_three(
-                        points, i, indptr, indices, floors, c, centers, &r, dist
-                    )
-                    own = sqrt(dist[0])
-                    point.runner_up = r
-                    point.upper = own - travel[b]
-                    if r >= 0:
-                        point.lower_runner_up = sqrt(dist[1]) + travel[r]
-                    rest = min(sqrt(dist[2]), outside[c] - reach)
-                    point.lower_rest = rest + drift[c]
-                    other = min(rest, sqrt(dist[1]))
-                elif r >= 0 and own > point.lower_runner_up - travel[r]:
-                    other = sqrt(_sq_distance(points, i, centers, r))
-                    b = a
-                    if other < own or (other == own and r < a):
-                        # The runner-up is nearer, and the rest
-                        # no nearer than the old centroid.
-                        b = r
-                        point.runner_up = a
-                        own, other = other, own
-                        point.upper = own - travel[b]
-                    point.lower_runner_up = other + travel[point.runner_up]
-                    other = min(other, rest)
-                else:
-                    b = a
-                if b != a:
-                    _move(points, weights, i, a, b, delta_sums, delta_counts)
-                    point.label = b
-                    moved += 1
-            mark[i] = other - own + limit
-            least_gap = min(least_gap, mark[i])
+            # The points to check are gathered and their data fetched ahead:
+            # their cache misses then overlap instead of coming one by one.
+            skvq_prefetch(&state[i])
+            skvq_prefetch(&points[i, 0])
+            pending[n_pending] = i
+            n_pending += 1
+            if n_pending == _BATCH:
+                moved += _check_points(
+                    pending, n_pending, c, limit, &least_gap, points, weights,
+                    indptr, indices, floors, outside, centers, state, travel,
+                    drift, mark, delta_sums, delta_counts, reach,
+                )
+                n_pending = 0
+        moved += _check_points(
+            pending, n_pending, c, limit, &least_gap, points, weights, indptr,
+            indices, floors, outside, centers, state, travel, drift, mark,
+            delta_sums, delta_counts, reach,
+        )
         box_mark[c] = least_gap
     return moved
 
@@ -468,6 +528,8 @@ cdef Py_ssize_t _enter_boxes(
     PointState[::1] state,
     const double[::1] travel,
     const double[::1] drift,
+    double[::1] mark,
+    double[::1] box_mark,
     double[:, ::1] delta_sums,
     double[::1] delta_counts,
     double reach,
@@ -476,13 +538,15 @@ cdef Py_ssize_t _enter_boxes(
 
     Points never assigned are searched and added to ``delta_sums`` and
     ``delta_counts``; returns how many. The others forget their runner-up
-    (it may be off the new list) into the bound on the rest.
+    (it may be off the new list) into the bound on the rest. Every point
+    gets its mark, so that the first pass checks only those it must.
     """
     cdef Py_ssize_t c, i, a, r, f, searched = 0
-    cdef double rest
+    cdef double rest, own, other, least_gap
     cdef double dist[3]
     cdef PointState* point
     for c in range(first_box, last_box):
+        least_gap = INFINITY
         for i in range(box_start[c], box_start[c + 1]):
             point = &state[i]
             if point.label < 0:
@@ -494,19 +558,27 @@ cdef Py_ssize_t _enter_boxes(
                 point.upper = sqrt(dist[0]) - travel[a]
                 if r >= 0:
                     point.lower_runner_up = sqrt(dist[1]) + travel[r]
+                own = sqrt(dist[0])
                 rest = sqrt(dist[2])
+                other = sqrt(dist[1])
                 searched += 1
                 delta_counts[a] += weights[i]
                 for f in range(points.shape[1]):
                     delta_sums[a, f] += weights[i] * points[i, f]
             else:
+                own = point.upper + travel[point.label]
                 rest = point.lower_rest - drift[c]
                 r = point.runner_up
                 if r >= 0:
                     rest = min(rest, point.lower_runner_up - travel[r])
                 point.runner_up = -1
+                other = INFINITY
             # A centroid off the list stays at least outside - reach away.
-            point.lower_rest = min(rest, outside[c] - reach) + drift[c]
+            rest = min(rest, outside[c] - reach)
+            point.lower_rest = rest + drift[c]
+            mark[i] = min(other, rest) - own + 2 * drift[c]
+            least_gap = min(least_gap, mark[i])
+        box_mark[c] = least_gap
     return searched
 
 
@@ -612,9 +684,9 @@ def lloyd_epoch(
     box_shift_array = np.zeros(n_boxes)
     # A point's bounds hold apart until its box's drift reaches half its
     # mark: the gap between them when last checked plus twice the drift then.
-    # Every point is checked on entry (the lists changed).
-    mark_array = np.full(n, -INFINITY)
-    box_mark_array = np.full(n_boxes, -INFINITY)
+    # Each box's mark is the least of its points'. Both are set on entry.
+    mark_array = np.empty(n)
+    box_mark_array = np.empty(n_boxes)
     # The boxes of each centroid (the transposed candidate lists).
     boxes_indptr_array = np.zeros(k + 1, dtype=np.intp)
     boxes_array = np.empty(indptr[n_boxes], dtype=np.intp)
@@ -672,6 +744,8 @@ def lloyd_epoch(
                 state,
                 travel,
                 drift,
+                mark,
+                box_mark,
                 delta_sums[t],
                 delta_counts[t],
                 reach,
