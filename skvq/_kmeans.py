@@ -35,9 +35,12 @@ from sklearn.utils import check_random_state
 from skvq import _lloyd as _lloyd_kernels
 
 # Rows of at most 4 uint8 values pack into one uint32 key; up to 3 of them
-# (24-bit keys) also index a dense lookup table.
+# (24-bit keys) also index a dense table of counts or codes.
 _PACKABLE_MAX_FEATURES = 4
 _DENSE_MAX_FEATURES = 3
+# From this many samples on, distinct colors come from counting them in
+# dense tables rather than from sorting their keys.
+_DENSE_COUNT_MIN_SAMPLES = 2**22
 # Levels per channel (as a power of two) of the finest grid of the
 # nearest-codeword search, and the number of coarser grids whose candidate
 # lists narrow those of the next finer one.
@@ -67,9 +70,24 @@ def _pack_uint8(X):
 def _unpack_uint8(keys, n_features):
     rows = np.empty((keys.shape[0], n_features), dtype=np.uint8)
     for j in range(n_features):
-        shift = np.uint32(8 * (n_features - 1 - j))
-        rows[:, j] = (keys >> shift) & np.uint32(0xFF)
+        rows[:, j] = (keys >> (8 * (n_features - 1 - j))) & 0xFF
     return rows
+
+
+def _is_dense(X):
+    return _is_packable(X) and X.shape[1] <= _DENSE_MAX_FEATURES
+
+
+def _counts_densely(X):
+    return _is_dense(X) and len(X) >= _DENSE_COUNT_MIN_SAMPLES
+
+
+def _distinct_keys(X):
+    """Sorted keys of the distinct rows of packable ``X``."""
+    if _counts_densely(X):
+        return _lloyd_kernels.distinct_colors(np.ascontiguousarray(X))[0]
+    keys = np.sort(_pack_uint8(X))
+    return keys[_run_starts(keys)]
 
 
 def _is_packable(X):
@@ -103,6 +121,9 @@ def unique_rows(X, sample_weight=None):
             inverse.reshape(-1), weights=sample_weight, minlength=len(rows)
         )
         return rows, weights.astype(np.float64, copy=False)
+    if sample_weight is None and _counts_densely(X):
+        keys, counts = _lloyd_kernels.distinct_colors(np.ascontiguousarray(X))
+        return _unpack_uint8(keys, X.shape[1]), counts
     keys = _pack_uint8(X)
     if sample_weight is None:
         keys.sort()
@@ -182,13 +203,7 @@ def fit_codebook(
         # Samples map to distinct rows only through a new search here.
         return centers, inertia, n_iter, assign(X, centers, return_distance=False)[0]
     code_dtype = np.min_scalar_type(len(centers) - 1)
-    keys = _pack_uint8(X)
-    codes = _look_up(
-        keys,
-        _pack_uint8(rows),
-        labels.astype(code_dtype),
-        X.shape[1] <= _DENSE_MAX_FEATURES,
-    )
+    codes = _look_up(X, _pack_uint8(rows), labels.astype(code_dtype))
     return centers, inertia, n_iter, codes
 
 
@@ -242,8 +257,10 @@ def _coarse_levels(rows, weights, n_clusters):
     cells and ``_MIN_COARSENING`` times fewer than the next finer level.
     """
     levels, finer = [], len(rows)
+    means, totals = rows, weights
     for bits in reversed(_LEVEL_BITS):
-        means, totals = _cell_means(rows, weights, bits)
+        # Each level pools the cells of the next finer one.
+        means, totals = _cell_means(means, totals, bits)
         if len(means) <= n_clusters:
             break
         if len(means) * _MIN_COARSENING <= finer:
@@ -329,11 +346,15 @@ def _lloyd(rows, weights, centers, max_iter, tol, return_labels=False):
     cell_of_row, pyramid = _grid(rows)
     (cell_lo, _), _ = pyramid[0]
     n_cells = len(cell_lo)
-    # The kernel takes the rows grouped by cell (a radix sort on 16 bits).
-    order = np.argsort(cell_of_row.astype(_cell_dtype(n_cells)), kind="stable")
-    box_start = np.searchsorted(cell_of_row[order], np.arange(n_cells + 1))
-    points = rows[order].astype(np.float64)
-    weights = np.ascontiguousarray(weights[order], dtype=np.float64)
+    # The kernel takes the rows grouped by cell.
+    if rows.dtype != np.uint8:
+        rows = rows.astype(np.float64, copy=False)
+    order, box_start, points, weights = _lloyd_kernels.group_by_box(
+        np.ascontiguousarray(rows),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        cell_of_row,
+        n_cells,
+    )
     if tol > 0:
         tol *= _mean_variance(points, weights)
     centers = np.array(centers, dtype=np.float64, order="C")
@@ -378,11 +399,6 @@ def _lloyd(rows, weights, centers, max_iter, tol, return_labels=False):
     labels_of_rows = np.empty_like(labels)
     labels_of_rows[order] = labels
     return centers, inertia, n_iter, labels_of_rows
-
-
-def _cell_dtype(n_cells):
-    """Smallest unsigned dtype for cell indices: numpy radix-sorts 16 bits."""
-    return np.uint16 if n_cells <= 2**16 else np.intp
 
 
 def _mean_variance(points, weights):
@@ -506,21 +522,21 @@ def assign(X, codebook, *, return_distance=True):
         inverse = inverse.reshape(-1)
         codes = labels.astype(code_dtype)[inverse]
         return codes, (distance**2)[inverse] if return_distance else None
-    keys = _pack_uint8(X)
-    distinct = np.sort(keys)
-    distinct = distinct[_run_starts(distinct)]
+    distinct = _distinct_keys(X)
     labels, distance = _nearest(_unpack_uint8(distinct, X.shape[1]), codebook)
-    dense = X.shape[1] <= _DENSE_MAX_FEATURES
-    codes = _look_up(keys, distinct, labels.astype(code_dtype), dense)
+    codes = _look_up(X, distinct, labels.astype(code_dtype))
     if not return_distance:
         return codes, None
-    return codes, _look_up(keys, distinct, distance**2, dense)
+    return codes, _look_up(X, distinct, distance**2)
 
 
-def _look_up(keys, distinct, values, dense):
-    """``values[i]`` for each key equal to ``distinct[i]`` (sorted, unique)."""
-    if dense:
-        table = np.empty(2 ** (8 * _DENSE_MAX_FEATURES), dtype=values.dtype)
+def _look_up(X, distinct, values):
+    """``values[i]`` for each row of packable ``X`` whose key is ``distinct[i]``.
+
+    ``distinct`` are sorted and hold the keys of all rows of ``X``.
+    """
+    if _is_dense(X):
+        table = np.empty(2 ** (8 * X.shape[1]), dtype=values.dtype)
         table[distinct] = values
-        return table[keys]
-    return values[np.searchsorted(distinct, keys)]
+        return _lloyd_kernels.look_up_colors(np.ascontiguousarray(X), table)
+    return values[np.searchsorted(distinct, _pack_uint8(X))]

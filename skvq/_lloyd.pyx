@@ -59,10 +59,64 @@ POINT_STATE = np.dtype(
 
 def new_point_state(Py_ssize_t n):
     """State of ``n`` points before their first search (labels -1)."""
-    state = np.zeros(n, dtype=POINT_STATE)
-    state["label"] = -1
-    state["runner_up"] = -1
-    return state
+    state_array = np.empty(n, dtype=POINT_STATE)
+    cdef PointState[::1] state = state_array
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(n):
+            state[i].label = -1
+            state[i].runner_up = -1
+    return state_array
+
+
+ctypedef fused row_t:
+    unsigned char
+    double
+
+
+def group_by_box(
+    const row_t[:, ::1] rows,
+    const double[::1] weights,
+    const Py_ssize_t[::1] box_of_row,
+    Py_ssize_t n_boxes,
+):
+    """The rows and weights in the order of their boxes (a counting sort).
+
+    Returns
+    -------
+    order : ndarray of shape (n_rows,), intp
+        The row at each position.
+    box_start : ndarray of shape (n_boxes + 1,), intp
+        Box ``c`` holds positions ``box_start[c]:box_start[c+1]``.
+    points : ndarray of shape (n_rows, n_features), float64
+    point_weights : ndarray of shape (n_rows,), float64
+    """
+    cdef Py_ssize_t n = rows.shape[0], d = rows.shape[1], i, f, c, position
+    order_array = np.empty(n, dtype=np.intp)
+    box_start_array = np.zeros(n_boxes + 1, dtype=np.intp)
+    points_array = np.empty((n, d))
+    point_weights_array = np.empty(n)
+    cdef Py_ssize_t[::1] order = order_array
+    cdef Py_ssize_t[::1] box_start = box_start_array
+    cdef double[:, ::1] points = points_array
+    cdef double[::1] point_weights = point_weights_array
+    fill_array = np.empty(n_boxes, dtype=np.intp)
+    cdef Py_ssize_t[::1] fill = fill_array
+    with nogil:
+        for i in range(n):
+            box_start[box_of_row[i] + 1] += 1
+        for c in range(n_boxes):
+            box_start[c + 1] += box_start[c]
+            fill[c] = box_start[c]
+        for i in range(n):
+            c = box_of_row[i]
+            position = fill[c]
+            fill[c] += 1
+            order[position] = i
+            point_weights[position] = weights[i]
+            for f in range(d):
+                points[position, f] = rows[i, f]
+    return order_array, box_start_array, points_array, point_weights_array
 
 
 # Chunks of boxes per assignment step; points checked per batch.
@@ -897,3 +951,88 @@ def greedy_kmeans_plusplus(
             chosen[c] = best_candidate
             closest, best = best, closest
     return chosen_array
+
+
+ctypedef fused table_t:
+    unsigned char
+    unsigned short
+    unsigned int
+    double
+
+
+def distinct_colors(const unsigned char[:, ::1] colors):
+    """The keys of the distinct colors, sorted, and how often each occurs.
+
+    A key is a color's bytes read big-endian; at most 3 channels. Colors are
+    first split by their first channel, so that the counts of each part fit
+    in a 64k table in the processor's cache: two passes over the colors,
+    where sorting the keys of tens of millions of pixels takes a good part
+    of a second and counting them in one 16M table misses the cache at
+    every pixel.
+
+    Returns
+    -------
+    keys : ndarray of shape (n_distinct,), uint32
+    counts : ndarray of shape (n_distinct,), float64
+    """
+    cdef Py_ssize_t n = colors.shape[0], d = colors.shape[1], i, f, part, rest
+    cdef Py_ssize_t n_parts = 256 if d == 3 else 1
+    cdef Py_ssize_t n_rest = 1 << (8 * (d - 1) if d == 3 else 8 * d)
+    cdef Py_ssize_t n_distinct = 0
+    cdef unsigned int key
+    part_start_array = np.zeros(n_parts + 1, dtype=np.intp)
+    rest_array = np.empty(n if d == 3 else 0, dtype=np.uint16)
+    table_array = np.zeros(n_rest, dtype=np.intp)
+    cdef Py_ssize_t[::1] part_start = part_start_array
+    cdef unsigned short[::1] rest_of = rest_array
+    cdef Py_ssize_t[::1] table = table_array
+    cdef Py_ssize_t[::1] fill
+    keys_array = np.empty(min(n, n_parts * n_rest), dtype=np.uint32)
+    counts_array = np.empty(min(n, n_parts * n_rest))
+    cdef unsigned int[::1] keys = keys_array
+    cdef double[::1] counts = counts_array
+    if d == 3:
+        for i in range(n):
+            part_start[colors[i, 0] + 1] += 1
+        fill_array = np.cumsum(part_start_array)
+        part_start_array[:] = fill_array
+        fill = fill_array
+    with nogil:
+        if d == 3:
+            # Each color's last two bytes, grouped by its first.
+            for i in range(n):
+                part = colors[i, 0]
+                rest_of[fill[part]] = (colors[i, 1] << 8) | colors[i, 2]
+                fill[part] += 1
+        for part in range(n_parts):
+            if d == 3:
+                for i in range(part_start[part], part_start[part + 1]):
+                    table[rest_of[i]] += 1
+            else:
+                for i in range(n):
+                    key = 0
+                    for f in range(d):
+                        key = (key << 8) | colors[i, f]
+                    table[key] += 1
+            for rest in range(n_rest):
+                if table[rest]:
+                    keys[n_distinct] = <unsigned int> (part * n_rest + rest)
+                    counts[n_distinct] = table[rest]
+                    n_distinct += 1
+                    table[rest] = 0
+    return keys_array[:n_distinct].copy(), counts_array[:n_distinct].copy()
+
+
+def look_up_colors(const unsigned char[:, ::1] colors, const table_t[::1] table):
+    """``table[key]`` for the key of each color (see :func:`distinct_colors`)."""
+    cdef Py_ssize_t n = colors.shape[0], d = colors.shape[1], i, f
+    cdef size_t key
+    out_array = np.empty(n, dtype=np.asarray(table).dtype)
+    cdef table_t[::1] out = out_array
+    with nogil:
+        for i in range(n):
+            key = 0
+            for f in range(d):
+                key = (key << 8) | colors[i, f]
+            out[i] = table[key]
+    return out_array

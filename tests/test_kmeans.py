@@ -1,5 +1,7 @@
 """Tests of the exact K-Means engine: fixed points, determinism, equivalences."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -129,24 +131,33 @@ uint8_rows = st.integers(1, 4).flatmap(
 )
 
 
+def counting_from(min_samples):
+    """Distinct colors by dense counting from ``min_samples`` samples on."""
+    return mock.patch.object(_kmeans, "_DENSE_COUNT_MIN_SAMPLES", min_samples)
+
+
+@pytest.mark.parametrize("dense_from", [0, 2**22])
 @given(X=uint8_rows, data=st.data())
-def test_unique_rows_counts_every_sample(X, data):
+def test_unique_rows_counts_every_sample(dense_from, X, data):
     weights = data.draw(
         st.none() | arrays(np.float64, len(X), elements=st.floats(0, 10))
     )
-    rows, summed = _kmeans.unique_rows(X, weights)
+    with counting_from(dense_from):
+        rows, summed = _kmeans.unique_rows(X, weights)
     expected_rows, inverse = np.unique(X, axis=0, return_inverse=True)
     np.testing.assert_array_equal(rows, expected_rows)
     expected = np.bincount(inverse.reshape(-1), weights=weights)
     np.testing.assert_allclose(summed, expected)
 
 
+@pytest.mark.parametrize("dense_from", [0, 2**22])
 @given(X=uint8_rows, k=st.integers(1, 12), seed=st.integers(0, 2**16))
-def test_assign_finds_a_nearest_codeword(X, k, seed):
+def test_assign_finds_a_nearest_codeword(dense_from, X, k, seed):
     rng = np.random.default_rng(seed)
     codebook = rng.uniform(-20, 275, size=(k, X.shape[1]))
     for data in (X, X.astype(np.float64)):
-        codes, sq_dist = _kmeans.assign(data, codebook)
+        with counting_from(dense_from):
+            codes, sq_dist = _kmeans.assign(data, codebook)
         sq = brute_sq_distances(X, codebook)
         np.testing.assert_allclose(sq_dist, sq.min(axis=1), rtol=1e-9, atol=1e-9)
         own = sq[np.arange(len(X)), codes]
