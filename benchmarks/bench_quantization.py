@@ -109,13 +109,9 @@ def load_image(name):
 
 
 def run_skvq(image, k):
-    from skvq import VectorQuantizer
+    from skvq import quantize_image
 
-    pixels = image.reshape(-1, 3)
-    vq = VectorQuantizer(n_clusters=k, random_state=0)
-    codes = vq.fit_transform(pixels)[:, 0]
-    palette = np.clip(np.rint(vq.codebook_), 0, 255).astype(np.uint8)
-    return palette[codes].reshape(image.shape)
+    return quantize_image(image, k, random_state=0).reconstruction
 
 
 def _sklearn_fit(estimator, image):

