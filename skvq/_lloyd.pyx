@@ -119,9 +119,12 @@ def group_by_box(
     return order_array, box_start_array, points_array, point_weights_array
 
 
-# Chunks of boxes per assignment step; points checked per batch.
+# Chunks of boxes per assignment step (many, so that threads share the
+# work evenly; fewer for large codebooks, whose per-chunk sums are large);
+# points checked per batch.
 cdef enum:
-    _CHUNKS = 8
+    _CHUNKS = 32
+    _CHUNK_SUMS_MAX = 1 << 21
     _BATCH = 16
 
 
@@ -752,7 +755,8 @@ def lloyd_epoch(
     # The boxes in chunks of about equal numbers of points, the units of work
     # of the threads, each with its own sums of moves. Their number is fixed
     # so that the result does not depend on the number of threads.
-    cdef Py_ssize_t t, n_chunks = min(_CHUNKS, n_boxes)
+    cdef Py_ssize_t t
+    cdef Py_ssize_t n_chunks = min(_CHUNKS, n_boxes, max(8, _CHUNK_SUMS_MAX // (k * (d + 1))))
     cdef int n_threads = omp_get_max_threads() if n >= parallel_min_points else 1
     chunk_box_array = np.searchsorted(
         np.asarray(box_start), np.arange(n_chunks + 1) * n // n_chunks
