@@ -52,7 +52,7 @@ _LEVEL_BITS = (5, 6, 7)
 _MIN_COARSENING = 4
 # From this many distinct rows on, Lloyd's passes use threads; on fewer, the
 # threads cost more in synchronisation than they save.
-_PARALLEL_MIN_ROWS = 250_000
+_PARALLEL_MIN_ROWS = 20_000
 # How far, in color levels, centroids may move before the candidate
 # centroids of each grid cell are recomputed.
 _REACH = 6.0
