@@ -127,6 +127,10 @@ cdef enum:
     _CHUNK_SUMS_MAX = 1 << 21
     _BATCH = 16
 
+# Seeding runs its trials on threads from this many points on.
+cdef enum:
+    _PARALLEL_SEEDING_MIN_POINTS = 1000
+
 
 cdef inline double _sq_distance(
     const double[:, ::1] a, Py_ssize_t i, const double[:, ::1] b, Py_ssize_t j
@@ -878,6 +882,24 @@ def lloyd_epoch(
     return n_passes, bool(fixed), bool(settled), bool(reanchor)
 
 
+cdef double _trial(
+    const double[:, ::1] points,
+    const double[::1] weights,
+    const double[::1] closest,
+    Py_ssize_t candidate,
+    double[::1] trial,
+) noexcept nogil:
+    """Squared distances to the nearest centroid if ``candidate`` were added
+    (in ``trial``), and their weighted sum."""
+    cdef Py_ssize_t i
+    cdef double sq, potential = 0.0
+    for i in range(points.shape[0]):
+        sq = _sq_distance(points, i, points, candidate)
+        trial[i] = sq if sq < closest[i] else closest[i]
+        potential += weights[i] * trial[i]
+    return potential
+
+
 def greedy_kmeans_plusplus(
     const double[:, ::1] points,
     const double[::1] weights,
@@ -909,18 +931,23 @@ def greedy_kmeans_plusplus(
     """
     cdef Py_ssize_t n = points.shape[0], n_trials = draws.shape[1]
     cdef Py_ssize_t n_clusters = draws.shape[0] + 1
-    cdef Py_ssize_t c, t, i, lo, hi, mid, candidate, best_candidate
-    cdef double potential, target, trial_potential, best_potential, sq
+    cdef Py_ssize_t c, t, i, lo, hi, mid, best
+    cdef double potential, target
+    # The trials of a centroid run on threads, each summing its potential in
+    # order: the choice does not depend on the number of threads.
+    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_SEEDING_MIN_POINTS else 1
     chosen_array = np.empty(n_clusters, dtype=np.intp)
     closest_array = np.empty(n)
-    trial_array = np.empty(n)
-    best_array = np.empty(n)
     cumulative_array = np.empty(n)
+    trials_array = np.empty((n_trials, n))
+    trial_potentials_array = np.empty(n_trials)
+    candidates_array = np.empty(n_trials, dtype=np.intp)
     cdef Py_ssize_t[::1] chosen = chosen_array
     cdef double[::1] closest = closest_array
-    cdef double[::1] trial = trial_array
-    cdef double[::1] best = best_array
     cdef double[::1] cumulative = cumulative_array
+    cdef double[:, ::1] trials = trials_array
+    cdef double[::1] trial_potentials = trial_potentials_array
+    cdef Py_ssize_t[::1] candidates = candidates_array
     with nogil:
         chosen[0] = first
         for i in range(n):
@@ -930,8 +957,6 @@ def greedy_kmeans_plusplus(
             for i in range(n):
                 potential += weights[i] * closest[i]
                 cumulative[i] = potential
-            best_potential = INFINITY
-            best_candidate = -1
             for t in range(n_trials):
                 # The first point whose cumulative potential exceeds the draw.
                 target = draws[c - 1, t] * potential
@@ -942,18 +967,17 @@ def greedy_kmeans_plusplus(
                         lo = mid + 1
                     else:
                         hi = mid
-                candidate = lo
-                trial_potential = 0.0
-                for i in range(n):
-                    sq = _sq_distance(points, i, points, candidate)
-                    trial[i] = sq if sq < closest[i] else closest[i]
-                    trial_potential += weights[i] * trial[i]
-                if trial_potential < best_potential:
-                    best_potential = trial_potential
-                    best_candidate = candidate
-                    best, trial = trial, best
-            chosen[c] = best_candidate
-            closest, best = best, closest
+                candidates[t] = lo
+            for t in prange(n_trials, schedule="static", num_threads=n_threads):
+                trial_potentials[t] = _trial(
+                    points, weights, closest, candidates[t], trials[t]
+                )
+            best = 0
+            for t in range(1, n_trials):
+                if trial_potentials[t] < trial_potentials[best]:
+                    best = t
+            chosen[c] = candidates[best]
+            closest[:] = trials[best]
     return chosen_array
 
 

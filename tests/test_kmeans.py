@@ -327,14 +327,16 @@ def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
     seed=st.integers(0, 2**16),
     k=st.integers(1, 40),
     weighted=st.booleans(),
+    n_points=st.sampled_from([300, 1500]),
 )
-def test_seeding_picks_the_points_scikit_learn_picks(seed, k, weighted):
-    # Same algorithm, same random draws in the same order: the same seeds.
+def test_seeding_picks_the_points_scikit_learn_picks(seed, k, weighted, n_points):
+    # Same algorithm, same random draws in the same order: the same seeds
+    # (from 1,000 points on, the trials run on threads).
     from sklearn.cluster import kmeans_plusplus
     from sklearn.utils import check_random_state
 
     rng = np.random.default_rng(seed)
-    points = rng.uniform(0, 255, size=(300, 3))
+    points = rng.uniform(0, 255, size=(n_points, 3))
     weights = rng.uniform(0.5, 20, len(points)) if weighted else np.ones(len(points))
     ours = _kmeans._kmeans_plusplus(points, weights, k, check_random_state(seed))
     _, theirs = kmeans_plusplus(
@@ -391,7 +393,7 @@ def test_random_init_reaches_a_fixed_point_reproducibly(china):
 def test_threads_do_not_change_the_result(china, monkeypatch):
     from threadpoolctl import threadpool_limits
 
-    # Threads even for a small image (normally only from 250,000 colors on).
+    # Threads even for a small image (normally only from 20,000 colors on).
     monkeypatch.setattr(_kmeans, "_PARALLEL_MIN_ROWS", 0)
     pixels = china[::2, ::2].reshape(-1, 3)
     fits = []
