@@ -17,7 +17,7 @@ returns when a centroid leaves that reach, and the caller makes new lists.
 
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, sqrt
-from libc.stdlib cimport free, malloc, qsort, realloc
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 
 import numpy as np
 
@@ -127,9 +127,11 @@ cdef enum:
     _CHUNK_SUMS_MAX = 1 << 21
     _BATCH = 16
 
-# Seeding runs its trials on threads from this many points on.
+# Seeding runs its trials on threads from this many points on; candidate
+# lists are made on threads from this many boxes on.
 cdef enum:
     _PARALLEL_SEEDING_MIN_POINTS = 1000
+    _PARALLEL_MIN_BOXES = 2000
 
 
 cdef inline double _sq_distance(
@@ -223,6 +225,84 @@ cdef void _sort(Candidate* found, Py_ssize_t n) noexcept nogil:
         found[q] = moving
 
 
+cdef struct CandidateList:
+    Candidate* found
+    Py_ssize_t count
+
+
+cdef int _list_boxes(
+    Py_ssize_t first_box,
+    Py_ssize_t last_box,
+    const double[:, ::1] box_lo,
+    const double[:, ::1] box_hi,
+    const double[:, ::1] centers,
+    double slack,
+    bint pooled,
+    const Py_ssize_t[::1] pool_of_box,
+    const Py_ssize_t[::1] pool_indptr,
+    const Py_ssize_t[::1] pool_indices,
+    bint ordered,
+    Py_ssize_t[::1] box_count,
+    double[::1] outside,
+    CandidateList* out,
+) noexcept nogil:
+    """The candidates of boxes ``first_box:last_box`` (see :func:`candidates`).
+
+    Appends them to ``out``, stores each box's number at ``box_count[c + 1]``
+    and its bound at ``outside[c]``; returns -1 if out of memory, else 0.
+    """
+    cdef Py_ssize_t k = centers.shape[0], c, p, q, j, lo, hi, size, start
+    cdef Py_ssize_t count = 0, capacity = 4 * (last_box - first_box) + k
+    cdef double far, least_far, bound, floor
+    cdef double* near = <double*> malloc(k * sizeof(double))
+    cdef Candidate* found = <Candidate*> malloc(capacity * sizeof(Candidate))
+    cdef void* grown
+    if near == NULL or found == NULL:
+        free(near)
+        free(found)
+        return -1
+    for c in range(first_box, last_box):
+        lo, hi = 0, k
+        if pooled:
+            lo = pool_indptr[pool_of_box[c]]
+            hi = pool_indptr[pool_of_box[c] + 1]
+        least_far = INFINITY
+        for p in range(lo, hi):
+            j = pool_indices[p] if pooled else p
+            _box_distances(box_lo, box_hi, c, centers, j, &near[p - lo], &far)
+            if far < least_far:
+                least_far = far
+        bound = sqrt(least_far) + slack
+        outside[c] = bound
+        # The tiny relative margin keeps ties despite rounding.
+        bound = (bound * (1 + 1e-9)) ** 2
+        if count + hi - lo > capacity:
+            size = max(2 * capacity, count + hi - lo)
+            grown = realloc(found, size * sizeof(Candidate))
+            if grown == NULL:
+                free(near)
+                free(found)
+                return -1
+            found = <Candidate*> grown
+            capacity = size
+        # Each centroid is written, and kept if near: no branch to mispredict.
+        start = count
+        for p in range(lo, hi):
+            found[count].index = pool_indices[p] if pooled else p
+            found[count].floor = near[p - lo]
+            count += near[p - lo] <= bound
+        if ordered:
+            for q in range(start, count):
+                floor = sqrt(found[q].floor) - slack / 2
+                found[q].floor = floor * floor if floor > 0 else 0.0
+            _sort(&found[start], count - start)
+        box_count[c + 1] = count - start
+    free(near)
+    out.found = found
+    out.count = count
+    return 0
+
+
 def candidates(
     const double[:, ::1] box_lo,
     const double[:, ::1] box_hi,
@@ -263,70 +343,56 @@ def candidates(
         A lower bound on the distance of any point of the box to any centroid
         that is not a candidate.
     """
-    cdef Py_ssize_t n_boxes = box_lo.shape[0], k = centers.shape[0]
-    cdef Py_ssize_t c, p, q, j, lo, hi, size, start, count = 0
-    cdef Py_ssize_t capacity = 4 * n_boxes + k
+    cdef Py_ssize_t n_boxes = box_lo.shape[0], n_chunks = 1
+    cdef Py_ssize_t t, p, offset, total
     cdef bint pooled = pool_of_box is not None
-    cdef double far, least_far, bound, floor
+    # Many boxes are listed in chunks on threads, each into its own buffer
+    # (each box's list is the same however the boxes are split).
+    cdef int n_threads = 1
+    if n_boxes >= _PARALLEL_MIN_BOXES:
+        n_threads = omp_get_max_threads()
+        n_chunks = _CHUNKS
+    if not pooled:
+        pool_of_box = pool_indptr = pool_indices = np.zeros(1, dtype=np.intp)
+    chunk_box_array = (np.arange(n_chunks + 1) * n_boxes // n_chunks).astype(np.intp)
+    status_array = np.zeros(n_chunks, dtype=np.intc)
     indptr_array = np.zeros(n_boxes + 1, dtype=np.intp)
     outside_array = np.empty(n_boxes)
+    cdef Py_ssize_t[::1] chunk_box = chunk_box_array
+    cdef int[::1] status = status_array
     cdef Py_ssize_t[::1] indptr = indptr_array
+    cdef double[::1] outside = outside_array
     cdef Py_ssize_t[::1] indices
     cdef double[::1] floors
-    cdef double[::1] outside = outside_array
-    cdef double* near = <double*> malloc(k * sizeof(double))
-    cdef Candidate* found = <Candidate*> malloc(capacity * sizeof(Candidate))
-    cdef void* grown
+    cdef CandidateList* lists = <CandidateList*> calloc(n_chunks, sizeof(CandidateList))
+    if lists == NULL:
+        raise MemoryError()
     try:
-        if near == NULL or found == NULL:
-            raise MemoryError()
         with nogil:
-            for c in range(n_boxes):
-                lo, hi = 0, k
-                if pooled:
-                    lo = pool_indptr[pool_of_box[c]]
-                    hi = pool_indptr[pool_of_box[c] + 1]
-                least_far = INFINITY
-                for p in range(lo, hi):
-                    j = pool_indices[p] if pooled else p
-                    _box_distances(box_lo, box_hi, c, centers, j, &near[p - lo], &far)
-                    if far < least_far:
-                        least_far = far
-                bound = sqrt(least_far) + slack
-                outside[c] = bound
-                # The tiny relative margin keeps ties despite rounding.
-                bound = (bound * (1 + 1e-9)) ** 2
-                if count + hi - lo > capacity:
-                    size = max(2 * capacity, count + hi - lo)
-                    grown = realloc(found, size * sizeof(Candidate))
-                    if grown == NULL:
-                        with gil:
-                            raise MemoryError()
-                    found = <Candidate*> grown
-                    capacity = size
-                # Each centroid is written, and kept if near: no branch to
-                # mispredict.
-                start = count
-                for p in range(lo, hi):
-                    found[count].index = pool_indices[p] if pooled else p
-                    found[count].floor = near[p - lo]
-                    count += near[p - lo] <= bound
-                if ordered:
-                    for q in range(start, count):
-                        floor = sqrt(found[q].floor) - slack / 2
-                        found[q].floor = floor * floor if floor > 0 else 0.0
-                    _sort(&found[start], count - start)
-                indptr[c + 1] = count
-        indices_array = np.empty(count, dtype=np.intp)
-        floors_array = np.empty(count)
+            for t in prange(n_chunks, schedule="dynamic", num_threads=n_threads):
+                status[t] = _list_boxes(
+                    chunk_box[t], chunk_box[t + 1], box_lo, box_hi, centers,
+                    slack, pooled, pool_of_box, pool_indptr, pool_indices,
+                    ordered, indptr, outside, &lists[t],
+                )
+        if min(status_array) < 0:
+            raise MemoryError()
+        np.cumsum(indptr_array, out=indptr_array)
+        total = indptr[n_boxes]
+        indices_array = np.empty(total, dtype=np.intp)
+        floors_array = np.empty(total)
         indices = indices_array
         floors = floors_array
-        for p in range(count):
-            indices[p] = found[p].index
-            floors[p] = found[p].floor
+        with nogil:
+            for t in range(n_chunks):
+                offset = indptr[chunk_box[t]]
+                for p in range(lists[t].count):
+                    indices[offset + p] = lists[t].found[p].index
+                    floors[offset + p] = lists[t].found[p].floor
     finally:
-        free(near)
-        free(found)
+        for t in range(n_chunks):
+            free(lists[t].found)
+        free(lists)
     return indptr_array, indices_array, floors_array, outside_array
 
 

@@ -403,3 +403,26 @@ def test_threads_do_not_change_the_result(china, monkeypatch):
     for fit in fits[1:]:
         np.testing.assert_array_equal(fit.codebook_, fits[0].codebook_)
         assert fit.n_iter_ == fits[0].n_iter_
+
+
+def test_candidate_lists_of_many_boxes_on_threads(china):
+    from threadpoolctl import threadpool_limits
+
+    # Thousands of cells: the lists are made in chunks on threads.
+    rows, _ = _kmeans.unique_rows(china.reshape(-1, 3))
+    cell_of_row, pyramid = _kmeans._grid(rows)
+    (cell_lo, _), _ = pyramid[0]
+    assert len(cell_lo) >= 2000
+    centers = np.random.default_rng(0).uniform(0, 255, size=(64, 3))
+    lists = []
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads):
+            lists.append(_kmeans._candidates(pyramid, centers, 12.0))
+    for serial, threaded in zip(*lists, strict=True):
+        np.testing.assert_array_equal(serial, threaded)
+    indptr, indices, _, _ = lists[1]
+    sample = np.arange(0, len(rows), 37)
+    nearest = brute_sq_distances(rows[sample], centers).argmin(axis=1)
+    for i, j in zip(sample, nearest, strict=True):
+        cell = cell_of_row[i]
+        assert j in indices[indptr[cell] : indptr[cell + 1]]
