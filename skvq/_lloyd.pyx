@@ -127,11 +127,12 @@ cdef enum:
     _CHUNK_SUMS_MAX = 1 << 21
     _BATCH = 16
 
-# Seeding runs its trials on threads from this many points on; candidate
-# lists are made on threads from this many boxes on.
+# Seeding runs its trials on threads from this many points on, candidate
+# lists are made from this many boxes on, colors looked up from this many.
 cdef enum:
     _PARALLEL_SEEDING_MIN_POINTS = 1000
     _PARALLEL_MIN_BOXES = 2000
+    _PARALLEL_MIN_COLORS = 1 << 20
 
 
 cdef inline double _sq_distance(
@@ -1123,10 +1124,10 @@ def look_up_colors(const unsigned char[:, ::1] colors, const table_t[::1] table)
     cdef size_t key
     out_array = np.empty(n, dtype=np.asarray(table).dtype)
     cdef table_t[::1] out = out_array
-    with nogil:
-        for i in range(n):
-            key = 0
-            for f in range(d):
-                key = (key << 8) | colors[i, f]
-            out[i] = table[key]
+    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_MIN_COLORS else 1
+    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+        key = 0
+        for f in range(d):
+            key = (key << 8) | colors[i, f]
+        out[i] = table[key]
     return out_array

@@ -426,3 +426,14 @@ def test_candidate_lists_of_many_boxes_on_threads(china):
     for i, j in zip(sample, nearest, strict=True):
         cell = cell_of_row[i]
         assert j in indices[indptr[cell] : indptr[cell + 1]]
+
+
+@pytest.mark.parametrize("n_colors", [1000, 2**20 + 5])
+def test_colors_are_looked_up_by_their_key(n_colors):
+    from skvq import _lloyd
+
+    # From 2**20 colors on, the lookup runs on threads.
+    colors = np.random.default_rng(0).integers(0, 256, (n_colors, 3), dtype=np.uint8)
+    table = np.arange(2**24, dtype=np.uint32) * 7
+    keys = _kmeans._pack_uint8(colors)
+    np.testing.assert_array_equal(_lloyd.look_up_colors(colors, table), table[keys])
