@@ -105,3 +105,21 @@ def test_report_of_a_sample_photo(china):
     assert result.report.original_bits == 427 * 640 * 24
     assert result.report.compressed_bits == 427 * 640 * 4 + 16 * 3 * 8
     assert "Compressed size" in result._repr_html_()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.int64])
+@pytest.mark.parametrize("n_codes", [7, 5000])
+def test_reconstruct_is_the_rounded_codebook_row_of_each_code(dtype, n_codes):
+    rng = np.random.default_rng(n_codes)
+    codebook = rng.uniform(-5, 260, size=(40, 3))
+    codes = rng.integers(0, 40, size=(n_codes, 1)).astype(dtype)
+    expected = np.clip(np.rint(codebook), 0, 255).astype(np.uint8)[codes[:, 0]]
+    np.testing.assert_array_equal(reconstruct(codebook, codes), expected)
+    grid = codes[: n_codes - n_codes % 3, 0].reshape(-1, 3)
+    assert reconstruct(codebook, grid).shape == (*grid.shape, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64])
+def test_reconstruct_rejects_codes_beyond_the_codebook(dtype):
+    with pytest.raises(IndexError, match="out of bounds"):
+        reconstruct(np.zeros((4, 3)), np.array([0, 4], dtype=dtype))
