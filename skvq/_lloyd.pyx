@@ -1058,64 +1058,100 @@ ctypedef fused table_t:
 def distinct_colors(const unsigned char[:, ::1] colors):
     """The keys of the distinct colors, sorted, and how often each occurs.
 
-    A key is a color's bytes read big-endian; at most 3 channels. Colors are
-    first split by their first channel, so that the counts of each part fit
-    in a 64k table in the processor's cache: two passes over the colors,
-    where sorting the keys of tens of millions of pixels takes a good part
-    of a second and counting them in one 16M table misses the cache at
-    every pixel.
+    A key is a color's bytes read big-endian; at most 3 channels. RGB colors
+    are first split by their first channel (red), so that the counts of each
+    part fit in a 64k table in the processor's cache: two passes over the
+    colors, where sorting the keys of tens of millions of pixels takes a good
+    part of a second and counting them in one 16M table misses the cache at
+    every pixel. Both passes run on threads, in fixed chunks: the result does
+    not depend on the number of threads.
 
     Returns
     -------
     keys : ndarray of shape (n_distinct,), uint32
     counts : ndarray of shape (n_distinct,), float64
     """
-    cdef Py_ssize_t n = colors.shape[0], d = colors.shape[1], i, f, part, rest
-    cdef Py_ssize_t n_parts = 256 if d == 3 else 1
-    cdef Py_ssize_t n_rest = 1 << (8 * (d - 1) if d == 3 else 8 * d)
-    cdef Py_ssize_t n_distinct = 0
-    cdef unsigned int key
-    part_start_array = np.zeros(n_parts + 1, dtype=np.intp)
-    rest_array = np.empty(n if d == 3 else 0, dtype=np.uint16)
-    table_array = np.zeros(n_rest, dtype=np.intp)
+    cdef Py_ssize_t n = colors.shape[0], d = colors.shape[1]
+    if d < 3:
+        return _distinct_small_colors(colors)
+    cdef Py_ssize_t i, t, part, group, rest, position, lo, hi, n_distinct = 0
+    cdef Py_ssize_t n_chunks = _CHUNKS, n_groups = _CHUNKS
+    cdef Py_ssize_t parts_per_group = 256 // _CHUNKS
+    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_MIN_COLORS else 1
+    chunk_start_array = (np.arange(n_chunks + 1) * n // n_chunks).astype(np.intp)
+    # cursor[t, part]: where chunk t writes its next color of that part.
+    cursor_array = np.zeros((n_chunks, 256), dtype=np.intp)
+    part_start_array = np.zeros(257, dtype=np.intp)
+    rest_array = np.empty(n, dtype=np.uint16)
+    tables_array = np.zeros((n_groups, 1 << 16), dtype=np.intp)
+    # Each part's distinct colors go first to a slot of its own.
+    slot_array = np.zeros(257, dtype=np.intp)
+    found_array = np.zeros(256, dtype=np.intp)
+    cdef Py_ssize_t[::1] chunk_start = chunk_start_array
+    cdef Py_ssize_t[:, ::1] cursor = cursor_array
     cdef Py_ssize_t[::1] part_start = part_start_array
     cdef unsigned short[::1] rest_of = rest_array
-    cdef Py_ssize_t[::1] table = table_array
-    cdef Py_ssize_t[::1] fill
-    keys_array = np.empty(min(n, n_parts * n_rest), dtype=np.uint32)
-    counts_array = np.empty(min(n, n_parts * n_rest))
+    cdef Py_ssize_t[:, ::1] tables = tables_array
+    cdef Py_ssize_t[::1] slot = slot_array
+    cdef Py_ssize_t[::1] found = found_array
+    for t in prange(n_chunks, nogil=True, schedule="static", num_threads=n_threads):
+        for i in range(chunk_start[t], chunk_start[t + 1]):
+            cursor[t, colors[i, 0]] += 1
+    position = 0
+    for part in range(256):
+        part_start[part] = position
+        for t in range(n_chunks):
+            position, cursor[t, part] = position + cursor[t, part], position
+    part_start[256] = position
+    for part in range(256):
+        slot[part + 1] = slot[part] + min(part_start[part + 1] - part_start[part], 1 << 16)
+    keys_array = np.empty(slot[256], dtype=np.uint32)
+    counts_array = np.empty(slot[256])
     cdef unsigned int[::1] keys = keys_array
     cdef double[::1] counts = counts_array
-    if d == 3:
-        for i in range(n):
-            part_start[colors[i, 0] + 1] += 1
-        fill_array = np.cumsum(part_start_array)
-        part_start_array[:] = fill_array
-        fill = fill_array
+    for t in prange(n_chunks, nogil=True, schedule="static", num_threads=n_threads):
+        for i in range(chunk_start[t], chunk_start[t + 1]):
+            part = colors[i, 0]
+            rest_of[cursor[t, part]] = (colors[i, 1] << 8) | colors[i, 2]
+            cursor[t, part] += 1
+    for group in prange(n_groups, nogil=True, schedule="dynamic", num_threads=n_threads):
+        for part in range(group * parts_per_group, (group + 1) * parts_per_group):
+            for i in range(part_start[part], part_start[part + 1]):
+                tables[group, rest_of[i]] += 1
+            position = slot[part]
+            for rest in range(1 << 16):
+                if tables[group, rest]:
+                    keys[position] = <unsigned int> ((part << 16) | rest)
+                    counts[position] = tables[group, rest]
+                    position = position + 1
+                    tables[group, rest] = 0
+            found[part] = position - slot[part]
+    # The parts' slots, packed.
     with nogil:
-        if d == 3:
-            # Each color's last two bytes, grouped by its first.
-            for i in range(n):
-                part = colors[i, 0]
-                rest_of[fill[part]] = (colors[i, 1] << 8) | colors[i, 2]
-                fill[part] += 1
-        for part in range(n_parts):
-            if d == 3:
-                for i in range(part_start[part], part_start[part + 1]):
-                    table[rest_of[i]] += 1
-            else:
-                for i in range(n):
-                    key = 0
-                    for f in range(d):
-                        key = (key << 8) | colors[i, f]
-                    table[key] += 1
-            for rest in range(n_rest):
-                if table[rest]:
-                    keys[n_distinct] = <unsigned int> (part * n_rest + rest)
-                    counts[n_distinct] = table[rest]
-                    n_distinct += 1
-                    table[rest] = 0
+        for part in range(256):
+            lo = slot[part]
+            hi = lo + found[part]
+            for i in range(lo, hi):
+                keys[n_distinct] = keys[i]
+                counts[n_distinct] = counts[i]
+                n_distinct += 1
     return keys_array[:n_distinct].copy(), counts_array[:n_distinct].copy()
+
+
+def _distinct_small_colors(const unsigned char[:, ::1] colors):
+    """:func:`distinct_colors` of colors of 1 or 2 channels: one table."""
+    cdef Py_ssize_t n = colors.shape[0], d = colors.shape[1], i, f, key
+    cdef Py_ssize_t n_keys = 1 << (8 * d), n_distinct = 0
+    table_array = np.zeros(n_keys, dtype=np.intp)
+    cdef Py_ssize_t[::1] table = table_array
+    with nogil:
+        for i in range(n):
+            key = 0
+            for f in range(d):
+                key = (key << 8) | colors[i, f]
+            table[key] += 1
+    keys_array = np.flatnonzero(table_array)
+    return keys_array.astype(np.uint32), table_array[keys_array].astype(np.float64)
 
 
 def look_up_colors(const unsigned char[:, ::1] colors, const table_t[::1] table):

@@ -437,3 +437,21 @@ def test_colors_are_looked_up_by_their_key(n_colors):
     table = np.arange(2**24, dtype=np.uint32) * 7
     keys = _kmeans._pack_uint8(colors)
     np.testing.assert_array_equal(_lloyd.look_up_colors(colors, table), table[keys])
+
+
+def test_distinct_colors_of_many_pixels_on_threads():
+    from threadpoolctl import threadpool_limits
+
+    from skvq import _lloyd
+
+    # From 2**20 pixels on, both passes of the counting run on threads.
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (2**20 + 7, 3), dtype=np.uint8)
+    X[::3, 0] = 17  # a crowded part
+    keys = np.sort(_kmeans._pack_uint8(X))
+    starts = _kmeans._run_starts(keys)
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads):
+            distinct, counts = _lloyd.distinct_colors(X)
+        np.testing.assert_array_equal(distinct, keys[starts])
+        np.testing.assert_array_equal(counts, np.diff(starts, append=len(keys)))
