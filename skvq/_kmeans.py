@@ -5,8 +5,9 @@ occurs has the same objective, the same iterations and the same fixed points
 as Lloyd on every sample, and images repeat colors a lot. For 8-bit data of
 up to four channels, four more steps make it fast:
 
-1. Distinct colors come from sorting one packed integer key per pixel
-   (numpy's radix sort), never from comparing rows.
+1. Distinct colors come from sorting one packed integer key per pixel,
+   never from comparing rows; for millions of RGB pixels, from counting them
+   in cache-sized tables (``_lloyd.distinct_colors``).
 2. Seeding (k-means++, the seeds scikit-learn's
    :func:`~sklearn.cluster.kmeans_plusplus` picks) and the first Lloyd
    passes run on a coarse color histogram (the weighted mean color of each
@@ -24,7 +25,8 @@ up to four channels, four more steps make it fast:
    changed. They only skip work: every pass is the pass of plain Lloyd.
 
 Every sample is then assigned through its distinct color with a lookup
-table, never through an ``n_samples x K`` distance matrix.
+table, never through an ``n_samples x K`` distance matrix (and
+``fit_codebook(..., return_codes=True)`` takes the fit's own assignment).
 """
 
 from __future__ import annotations
@@ -403,8 +405,9 @@ def _lloyd(rows, weights, centers, max_iter, tol, return_labels=False):
 
 def _mean_variance(points, weights):
     """Weighted variance of the features, averaged over features."""
-    mean = weights @ points / weights.sum()
-    variance = weights @ ((points - mean) ** 2).sum(axis=1) / weights.sum()
+    # einsum, not BLAS: OpenBLAS threads would then spin next to the passes'.
+    mean = np.einsum("i,ij->j", weights, points) / weights.sum()
+    variance = np.einsum("i,ij->", weights, (points - mean) ** 2) / weights.sum()
     return float(variance) / points.shape[1]
 
 

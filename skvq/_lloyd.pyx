@@ -776,10 +776,12 @@ def lloyd_epoch(
     between the bounds of its points.
 
     All arrays but ``points``, ``weights`` and the lists are state updated
-    in place. On the first call, ``labels`` are -1, ``travel``, ``drift``,
-    ``sums`` and ``counts`` zeros, and the points are searched in full. On
-    later calls, ``labels`` are those the centroids are the means of, and
-    ``sums`` and ``counts`` the weighted sums and weights of the clusters.
+    in place; ``state`` holds each point's bounds, label and runner-up (see
+    :func:`new_point_state`). On the first call, the labels are -1,
+    ``travel``, ``drift``, ``sums`` and ``counts`` zeros, and the points are
+    searched in full. On later calls, the labels are those the centroids
+    are the means of, and ``sums`` and ``counts`` the weighted sums and
+    weights of the clusters.
     The candidate lists must have been made from ``centers`` with a slack
     of ``2 * reach``.
 
