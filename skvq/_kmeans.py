@@ -16,13 +16,16 @@ up to four channels, four more steps make it fast:
 3. Lloyd's iteration then runs on finer histograms (64 and 128 levels) when
    they are much smaller than the set of distinct colors, and finally on the
    distinct colors themselves, so the result is a fixed point of Lloyd's
-   iteration over the full pixel set (with ``tol=0``).
+   iteration over the full pixel set (with ``tol=0``). There, the updates
+   are over-relaxed (each centroid steps ``_RELAXATION`` times the way to
+   its mean) until no color moves; plain updates then land on the means.
 4. The passes run in a compiled loop (``_lloyd.pyx``). Nearest codewords are
    found through a color grid: a codeword is a candidate for a cell only if
    it may be nearest to some color in the cell, which leaves a dozen per
    cell instead of K. Bounds on each color's distances to its codeword, its
    runner-up and the rest skip the colors whose codeword cannot have
-   changed. They only skip work: every pass is the pass of plain Lloyd.
+   changed. They only skip work: every assignment is that of a brute-force
+   search.
 
 Every sample is then assigned through its distinct color with a lookup
 table, never through an ``n_samples x K`` distance matrix (and
@@ -58,6 +61,10 @@ _PARALLEL_MIN_ROWS = 20_000
 # How far, in color levels, centroids may move before the candidate
 # centroids of each grid cell are recomputed.
 _REACH = 6.0
+# Over-relaxed updates move each centroid this many times the way to its
+# mean: on the distinct colors (with tol=0), Lloyd's slow tail then takes
+# about a third fewer passes to a fixed point.
+_RELAXATION = 1.8
 
 
 def _pack_uint8(X):
@@ -197,7 +204,13 @@ def fit_codebook(
     for points, level_weights in levels:
         centers, _, _ = _lloyd(points, level_weights, centers, max_iter, tol)
     centers, inertia, n_iter, labels = _lloyd(
-        rows, weights, centers, max_iter, tol, return_labels=True
+        rows,
+        weights,
+        centers,
+        max_iter,
+        tol,
+        relaxation=_RELAXATION if tol == 0 else 1.0,
+        return_labels=True,
     )
     if not return_codes:
         return centers, inertia, n_iter
@@ -290,7 +303,7 @@ def _occupied_cells(rows, bits):
     """Sorted ids of the grid cells holding ``rows``, and each row's cell index."""
     ids = _cell_ids(rows, bits)
     n_ids = 2 ** (bits * rows.shape[1])
-    if n_ids > 4 * len(rows):
+    if n_ids > 16 * len(rows):
         occupied, inverse = np.unique(ids, return_inverse=True)
         return occupied, inverse.reshape(-1)
     occupied = np.flatnonzero(np.bincount(ids, minlength=n_ids))
@@ -330,7 +343,7 @@ def _means(centers, sums, counts):
     return means
 
 
-def _lloyd(rows, weights, centers, max_iter, tol, return_labels=False):
+def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=False):
     """Weighted Lloyd passes from ``centers``.
 
     Stops when no row changes cluster (the centroids are then the means of
@@ -339,6 +352,11 @@ def _lloyd(rows, weights, centers, max_iter, tol, return_labels=False):
     :class:`~sklearn.cluster.KMeans`, or after ``max_iter`` passes; in the
     last two cases the rows are assigned to the final centroids. With
     ``return_labels``, also returns the cluster of each row.
+
+    With ``relaxation > 1``, up to the first ``max_iter // 2`` updates move
+    each centroid ``relaxation`` times the way to its mean (over-relaxed
+    Lloyd). Once no row changes cluster, plain updates follow until one
+    leaves every row in place: the end is a fixed point of plain Lloyd.
 
     The passes run in the compiled :func:`skvq._lloyd.lloyd_epoch`, in
     epochs during which no centroid moves farther than ``_REACH`` from where
@@ -363,10 +381,19 @@ def _lloyd(rows, weights, centers, max_iter, tol, return_labels=False):
     state = _lloyd_kernels.new_point_state(len(rows))
     travel, drift = np.zeros(len(centers)), np.zeros(n_cells)
     sums, counts = np.zeros_like(centers), np.zeros(len(centers))
-    n_iter, settled = 0, False
+    n_iter, settled, overshot = 0, False, False
+    # The last update is then a plain one, even at max_iter.
+    relaxed_passes = max_iter // 2 if relaxation != 1 else 0
     while True:
         indptr, indices, floors, outside = _candidates(pyramid, centers, 2 * _REACH)
-        n_passes, fixed, settled_now, reanchor = _lloyd_kernels.lloyd_epoch(
+        (
+            n_passes,
+            fixed,
+            settled_now,
+            reanchor,
+            relaxed_passes,
+            overshot,
+        ) = _lloyd_kernels.lloyd_epoch(
             points,
             weights,
             box_start,
@@ -382,6 +409,9 @@ def _lloyd(rows, weights, centers, max_iter, tol, return_labels=False):
             counts,
             _REACH,
             0 if settled else max_iter - n_iter,
+            relaxation,
+            relaxed_passes,
+            overshot,
             tol,
             _PARALLEL_MIN_ROWS,
         )

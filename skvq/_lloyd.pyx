@@ -752,6 +752,9 @@ def lloyd_epoch(
     double[::1] counts,
     double reach,
     Py_ssize_t max_passes,
+    double relaxation,
+    Py_ssize_t relaxed_passes,
+    bint overshot,
     double tol,
     Py_ssize_t parallel_min_points,
 ):
@@ -759,7 +762,10 @@ def lloyd_epoch(
 
     Alternates assigning each point to its nearest centroid and moving each
     centroid to the weighted mean of its points (an empty cluster keeps its
-    centroid), starting with an assignment.
+    centroid), starting with an assignment. The first ``relaxed_passes``
+    updates are over-relaxed: each centroid moves ``relaxation`` times the
+    way to the mean of its points. When no point changes cluster after
+    such an update (``overshot``), the next update is a plain one.
 
     Each point keeps bounds on its distance to its centroid (``upper``), to
     the runner-up centroid found by its last search (``lower_runner_up``)
@@ -803,11 +809,16 @@ def lloyd_epoch(
         A centroid moved farther than ``reach`` from where it was on entry:
         the last update was done but points were not reassigned; call again
         with new candidate lists.
+    relaxed_passes : int
+        How many of the next updates may be over-relaxed (none once the
+        centroids have landed).
+    overshot : bool
+        The last update was over-relaxed.
     """
     cdef Py_ssize_t n = points.shape[0], k = centers.shape[0], d = points.shape[1]
     cdef Py_ssize_t n_boxes = outside.shape[0]
     cdef Py_ssize_t j, f, p, c, n_passes = 0, moved
-    cdef double mean, diff, shift_sq, total_shift, excess
+    cdef double mean, diff, shift_sq, total_shift, excess, step
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
     shift_array = np.zeros(k)
@@ -909,12 +920,17 @@ def lloyd_epoch(
                         reach,
                     )
                 moved = _merge(chunk_moved, delta_sums, delta_counts, sums, counts)
-                if moved == 0:
+                if moved == 0 and not overshot:
                     fixed = True
                     break
+                if moved == 0:
+                    # Past the means: land on them with plain updates.
+                    relaxed_passes = n_passes
             searched = False
             if settled or n_passes >= max_passes:
                 break
+            # The extra step past the mean (none in a plain update).
+            step = relaxation - 1.0 if n_passes < relaxed_passes else 0.0
             total_shift = 0.0
             for j in range(k):
                 shift[j] = 0.0
@@ -923,6 +939,7 @@ def lloyd_epoch(
                 shift_sq = 0.0
                 for f in range(d):
                     mean = sums[j, f] / counts[j]
+                    mean += step * (mean - centers[j, f])
                     diff = mean - centers[j, f]
                     shift_sq += diff * diff
                     centers[j, f] = mean
@@ -933,6 +950,7 @@ def lloyd_epoch(
                     reanchor = True
             n_passes += 1
             settled = total_shift <= tol
+            overshot = step != 0.0 and not settled
             for j in range(k):
                 if shift[j] > 0:
                     for p in range(boxes_indptr[j], boxes_indptr[j + 1]):
@@ -948,7 +966,14 @@ def lloyd_epoch(
                 for c in range(n_boxes):
                     drift[c] += box_shift[c] + excess
                 break
-    return n_passes, bool(fixed), bool(settled), bool(reanchor)
+    return (
+        n_passes,
+        bool(fixed),
+        bool(settled),
+        bool(reanchor),
+        max(relaxed_passes - n_passes, 0),
+        bool(overshot),
+    )
 
 
 cdef double _trial(

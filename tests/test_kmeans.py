@@ -203,13 +203,26 @@ def test_transform_of_a_large_image_uses_the_lookup_table(china):
     )
 
 
-def plain_lloyd(points, weights, centers, max_iter=1000):
-    """Textbook weighted Lloyd with brute-force assignment, for reference."""
-    labels = None
+def reference_lloyd(points, weights, centers, relaxation=1.0, max_iter=1000):
+    """Textbook weighted Lloyd with brute-force assignment, for reference.
+
+    With ``relaxation > 1``, over-relaxed as ``_kmeans._lloyd`` documents:
+    the first ``max_iter // 2`` updates step past the means until no point
+    changes cluster, then plain updates land on a fixed point.
+
+    Returns the centroids, the number of updates and the assignment the
+    last update was made from.
+    """
+    labels, overshot = None, False
+    relaxed = max_iter // 2 if relaxation != 1 else 0
     for n_iter in range(max_iter + 1):
         new = brute_sq_distances(points, centers).argmin(axis=1)
         if labels is not None and np.array_equal(new, labels):
-            return centers, n_iter  # mean updates done
+            if not overshot:
+                return centers, n_iter, labels  # a fixed point
+            relaxed = n_iter
+        if n_iter == max_iter:
+            return centers, n_iter, labels
         labels = new
         counts = np.bincount(labels, weights=weights, minlength=len(centers))
         sums = np.stack(
@@ -222,25 +235,58 @@ def plain_lloyd(points, weights, centers, max_iter=1000):
             axis=1,
         )
         filled = counts > 0
+        means = sums[filled] / counts[filled, None]
+        step = relaxation - 1 if n_iter < relaxed else 0.0
+        overshot = step != 0
         centers = centers.copy()
-        centers[filled] = sums[filled] / counts[filled, None]
-    raise AssertionError("no fixed point")
+        centers[filled] = means + step * (means - centers[filled])
 
 
+@pytest.mark.parametrize("relaxation", [1.0, 1.8])
 @pytest.mark.parametrize("reach", [0.25, 6.0])
 @pytest.mark.parametrize("n_clusters", [5, 40])
-def test_bounds_only_skip_work_same_iterations_as_plain_lloyd(
-    china, monkeypatch, reach, n_clusters
+def test_bounds_only_skip_work_same_iterations_as_reference_lloyd(
+    china, monkeypatch, reach, n_clusters, relaxation
 ):
-    # A small reach makes many epochs (new candidate lists), a large one few.
+    # A small reach makes many epochs (new candidate lists), a large one few;
+    # over-relaxed centroids carry their state from one epoch to the next.
     monkeypatch.setattr(_kmeans, "_REACH", reach)
     rows, weights = _kmeans.unique_rows(china[200:260, 300:380].reshape(-1, 3))
     start = rows[np.random.default_rng(0).choice(len(rows), n_clusters, False)]
     start = start.astype(np.float64)
-    centers, _, n_iter = _kmeans._lloyd(rows, weights, start, 1000, 0.0)
-    expected, expected_iter = plain_lloyd(rows.astype(np.float64), weights, start)
+    centers, _, n_iter = _kmeans._lloyd(
+        rows, weights, start, 1000, 0.0, relaxation=relaxation
+    )
+    expected, expected_iter, labels = reference_lloyd(
+        rows.astype(np.float64), weights, start, relaxation
+    )
+    assert expected_iter < 1000
     np.testing.assert_allclose(centers, expected, rtol=0, atol=1e-9)
     assert n_iter == expected_iter
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 3, 7])
+def test_over_relaxed_lloyd_cut_short_ends_on_the_means(china, max_iter):
+    # Stopped by max_iter, the centroids are those of the reference, and the
+    # means of the clusters they were updated from: never a step past them.
+    rows, weights = _kmeans.unique_rows(china[:80, :120].reshape(-1, 3))
+    points = rows.astype(np.float64)
+    start = points[np.random.default_rng(1).choice(len(rows), 12, False)]
+    centers, _, n_iter = _kmeans._lloyd(rows, weights, start, max_iter, 0.0, 1.8)
+    expected, expected_iter, labels = reference_lloyd(
+        points, weights, start, 1.8, max_iter
+    )
+    assert n_iter == expected_iter == max_iter
+    np.testing.assert_allclose(centers, expected, rtol=0, atol=1e-9)
+    counts = np.bincount(labels, weights=weights, minlength=len(start))
+    sums = np.stack(
+        [np.bincount(labels, weights=weights * points[:, j]) for j in range(3)],
+        axis=1,
+    )
+    filled = counts > 0
+    np.testing.assert_allclose(
+        centers[filled], sums[filled] / counts[filled, None], rtol=0, atol=1e-9
+    )
 
 
 @given(
