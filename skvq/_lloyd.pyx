@@ -122,6 +122,11 @@ def group_by_box(
 # Chunks of boxes per assignment step (many, so that threads share the
 # work evenly; fewer for large codebooks, whose per-chunk sums are large);
 # points checked per batch.
+cdef Py_ssize_t TAILDIV = 0
+def set_taildiv(v):
+    global TAILDIV
+    TAILDIV = v
+
 cdef enum:
     _CHUNKS = 32
     _CHUNK_SUMS_MAX = 1 << 21
@@ -131,7 +136,7 @@ cdef enum:
 # lists are made from this many boxes on, colors looked up from this many.
 cdef enum:
     _PARALLEL_SEEDING_MIN_POINTS = 1000
-    _PARALLEL_MIN_BOXES = 2000
+    _PARALLEL_MIN_BOXES = 200
     _PARALLEL_MIN_COLORS = 1 << 20
 
 
@@ -694,13 +699,14 @@ cdef Py_ssize_t _enter_boxes(
                 for f in range(points.shape[1]):
                     delta_sums[a, f] += weights[i] * points[i, f]
             else:
+                # The runner-up's bound holds whether or not it is on the
+                # new list: it is kept, and only the rest's bound shrinks.
                 own = point.upper + travel[point.label]
                 rest = point.lower_rest - drift[c]
                 r = point.runner_up
-                if r >= 0:
-                    rest = min(rest, point.lower_runner_up - travel[r])
-                point.runner_up = -1
                 other = INFINITY
+                if r >= 0:
+                    other = point.lower_runner_up - travel[r]
             # A centroid off the list stays at least outside - reach away.
             rest = min(rest, outside[c] - reach)
             point.lower_rest = rest + drift[c]
@@ -817,7 +823,7 @@ def lloyd_epoch(
     """
     cdef Py_ssize_t n = points.shape[0], k = centers.shape[0], d = points.shape[1]
     cdef Py_ssize_t n_boxes = outside.shape[0]
-    cdef Py_ssize_t j, f, p, c, n_passes = 0, moved
+    cdef Py_ssize_t j, f, p, c, n_passes = 0, moved = n
     cdef double mean, diff, shift_sq, total_shift, excess, step
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
@@ -930,7 +936,7 @@ def lloyd_epoch(
             if settled or n_passes >= max_passes:
                 break
             # The extra step past the mean (none in a plain update).
-            step = relaxation - 1.0 if n_passes < relaxed_passes else 0.0
+            step = relaxation - 1.0 if n_passes < relaxed_passes and moved * TAILDIV < n else 0.0
             total_shift = 0.0
             for j in range(k):
                 shift[j] = 0.0
