@@ -122,11 +122,6 @@ def group_by_box(
 # Chunks of boxes per assignment step (many, so that threads share the
 # work evenly; fewer for large codebooks, whose per-chunk sums are large);
 # points checked per batch.
-cdef Py_ssize_t TAILDIV = 0
-def set_taildiv(v):
-    global TAILDIV
-    TAILDIV = v
-
 cdef enum:
     _CHUNKS = 32
     _CHUNK_SUMS_MAX = 1 << 21
@@ -823,7 +818,7 @@ def lloyd_epoch(
     """
     cdef Py_ssize_t n = points.shape[0], k = centers.shape[0], d = points.shape[1]
     cdef Py_ssize_t n_boxes = outside.shape[0]
-    cdef Py_ssize_t j, f, p, c, n_passes = 0, moved = n
+    cdef Py_ssize_t j, f, p, c, n_passes = 0, moved
     cdef double mean, diff, shift_sq, total_shift, excess, step
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
@@ -936,7 +931,7 @@ def lloyd_epoch(
             if settled or n_passes >= max_passes:
                 break
             # The extra step past the mean (none in a plain update).
-            step = relaxation - 1.0 if n_passes < relaxed_passes and moved * TAILDIV < n else 0.0
+            step = relaxation - 1.0 if n_passes < relaxed_passes else 0.0
             total_shift = 0.0
             for j in range(k):
                 shift[j] = 0.0
