@@ -665,9 +665,9 @@ cdef Py_ssize_t _enter_boxes(
     """The points of boxes ``first_box:last_box`` on entry to an epoch.
 
     Points never assigned are searched and added to ``delta_sums`` and
-    ``delta_counts``; returns how many. The others forget their runner-up
-    (it may be off the new list) into the bound on the rest. Every point
-    gets its mark, so that the first pass checks only those it must.
+    ``delta_counts``; returns how many. The others' bound on the rest
+    takes in the centroids off the new list. Every point gets its mark, so
+    that the first pass checks only those it must.
     """
     cdef Py_ssize_t c, i, a, r, f, searched = 0
     cdef double rest, own, other, least_gap
