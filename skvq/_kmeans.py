@@ -306,10 +306,14 @@ def _occupied_cells(rows, bits):
     if n_ids > 16 * len(rows):
         occupied, inverse = np.unique(ids, return_inverse=True)
         return occupied, inverse.reshape(-1)
-    occupied = np.flatnonzero(np.bincount(ids, minlength=n_ids))
-    index = np.empty(n_ids, dtype=np.intp)
+    # Small dtypes: these tables are large, and filling fresh pages is
+    # most of their cost.
+    is_occupied = np.zeros(n_ids, dtype=bool)
+    is_occupied[ids] = True
+    occupied = np.flatnonzero(is_occupied)
+    index = np.empty(n_ids, dtype=np.min_scalar_type(len(occupied)))
     index[occupied] = np.arange(len(occupied))
-    return occupied, index[ids]
+    return occupied, index[ids].astype(np.intp)
 
 
 def _cell_means(rows, weights, bits):

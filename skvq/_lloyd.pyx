@@ -220,7 +220,8 @@ cdef void _sort(Candidate* found, Py_ssize_t n) noexcept nogil:
     for p in range(1, n):
         moving = found[p]
         q = p
-        while q > 0 and _by_floor(&found[q - 1], &moving) > 0:
+        # Stable: equal floors stay in index order, as the list was made.
+        while q > 0 and found[q - 1].floor > moving.floor:
             found[q] = found[q - 1]
             q -= 1
         found[q] = moving
