@@ -765,9 +765,11 @@ def lloyd_epoch(
     Alternates assigning each point to its nearest centroid and moving each
     centroid to the weighted mean of its points (an empty cluster keeps its
     centroid), starting with an assignment. The first ``relaxed_passes``
-    updates are over-relaxed: each centroid moves ``relaxation`` times the
-    way to the mean of its points. When no point changes cluster after
-    such an update (``overshot``), the next update is a plain one.
+    updates are over-relaxed: a centroid whose way to the mean of its
+    points heads the way of its last move in this epoch (a positive dot
+    product) goes ``relaxation`` times that way. When no point changes
+    cluster after such an update (``overshot``), the next update is a plain
+    one.
 
     Each point keeps bounds on its distance to its centroid (``upper``), to
     the runner-up centroid found by its last search (``lower_runner_up``)
@@ -820,7 +822,11 @@ def lloyd_epoch(
     cdef Py_ssize_t n = points.shape[0], k = centers.shape[0], d = points.shape[1]
     cdef Py_ssize_t n_boxes = outside.shape[0]
     cdef Py_ssize_t j, f, p, c, n_passes = 0, moved
-    cdef double mean, diff, shift_sq, total_shift, excess, step
+    cdef double mean, diff, shift_sq, total_shift, excess, step, align, step_j
+    cdef bint any_step
+    # Each centroid's move in the last update of this epoch (none yet).
+    last_move_array = np.zeros((k, d))
+    cdef double[:, ::1] last_move = last_move_array
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
     shift_array = np.zeros(k)
@@ -934,15 +940,24 @@ def lloyd_epoch(
             # The extra step past the mean (none in a plain update).
             step = relaxation - 1.0 if n_passes < relaxed_passes else 0.0
             total_shift = 0.0
+            any_step = False
             for j in range(k):
                 shift[j] = 0.0
                 if counts[j] <= 0:
                     continue
                 shift_sq = 0.0
+                # Lloyd's slow tail is centroids creeping the same way pass
+                # after pass: only those are sped up, not those that swing.
+                align = 0.0
+                for f in range(d):
+                    align += (sums[j, f] / counts[j] - centers[j, f]) * last_move[j, f]
+                step_j = step if align > 0 else 0.0
+                any_step = any_step or step_j != 0.0
                 for f in range(d):
                     mean = sums[j, f] / counts[j]
-                    mean += step * (mean - centers[j, f])
+                    mean += step_j * (mean - centers[j, f])
                     diff = mean - centers[j, f]
+                    last_move[j, f] = diff
                     shift_sq += diff * diff
                     centers[j, f] = mean
                 shift[j] = sqrt(shift_sq)
@@ -952,7 +967,7 @@ def lloyd_epoch(
                     reanchor = True
             n_passes += 1
             settled = total_shift <= tol
-            overshot = step != 0.0 and not settled
+            overshot = any_step and not settled
             for j in range(k):
                 if shift[j] > 0:
                     for p in range(boxes_indptr[j], boxes_indptr[j + 1]):

@@ -91,10 +91,11 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         KMeans. The default ``tol=0`` iterates until no sample changes
         cluster (or ``max_iter``): the codebook is then a fixed point of
         Lloyd's iteration, each codeword the mean of its samples and each
-        sample at its nearest codeword. With ``tol=0``, the passes over the
-        distinct rows are over-relaxed (each codeword steps 1.8 times the
-        way to its mean) until no sample moves, then plain passes land on
-        the fixed point: about a third fewer passes than plain Lloyd.
+        sample at its nearest codeword. With ``tol=0``, the passes after
+        the seeding are over-relaxed (a codeword that keeps heading the
+        same way steps 1.8 times the way to its mean) until no sample
+        moves, then plain passes land on the fixed point: a third to a half
+        fewer passes than plain Lloyd.
     random_state : int, RandomState instance or None, default=None
         Seed of the centroid initialization. Pass an int for reproducible
         codebooks.

@@ -203,18 +203,24 @@ def test_transform_of_a_large_image_uses_the_lookup_table(china):
     )
 
 
-def reference_lloyd(points, weights, centers, relaxation=1.0, max_iter=1000):
+def reference_lloyd(
+    points, weights, centers, relaxation=1.0, max_iter=1000, reach=_kmeans._REACH
+):
     """Textbook weighted Lloyd with brute-force assignment, for reference.
 
     With ``relaxation > 1``, over-relaxed as ``_kmeans._lloyd`` documents:
-    the first ``max_iter // 2`` updates step past the means until no point
-    changes cluster, then plain updates land on a fixed point.
+    in the first ``max_iter // 2`` updates, a centroid whose way to its mean
+    heads the way of its last move steps past the mean, until no point
+    changes cluster; then plain updates land on a fixed point. The last
+    moves are forgotten whenever a centroid gets farther than ``reach``
+    from where it was when they were last forgotten.
 
     Returns the centroids, the number of updates and the assignment the
     last update was made from.
     """
     labels, overshot = None, False
     relaxed = max_iter // 2 if relaxation != 1 else 0
+    last_move, anchor = np.zeros_like(centers), centers
     for n_iter in range(max_iter + 1):
         new = brute_sq_distances(points, centers).argmin(axis=1)
         if labels is not None and np.array_equal(new, labels):
@@ -236,10 +242,16 @@ def reference_lloyd(points, weights, centers, relaxation=1.0, max_iter=1000):
         )
         filled = counts > 0
         means = sums[filled] / counts[filled, None]
-        step = relaxation - 1 if n_iter < relaxed else 0.0
-        overshot = step != 0
+        way = means - centers[filled]
+        heading = (way * last_move[filled]).sum(axis=1) > 0
+        step = np.where(heading, relaxation - 1 if n_iter < relaxed else 0.0, 0.0)
+        overshot = bool(step.any())
+        moved_to = means + step[:, None] * way
+        last_move[filled] = moved_to - centers[filled]
         centers = centers.copy()
-        centers[filled] = means + step * (means - centers[filled])
+        centers[filled] = moved_to
+        if (((centers - anchor) ** 2).sum(axis=1) > reach**2).any():
+            last_move, anchor = np.zeros_like(centers), centers
 
 
 @pytest.mark.parametrize("relaxation", [1.0, 1.8])
@@ -248,8 +260,9 @@ def reference_lloyd(points, weights, centers, relaxation=1.0, max_iter=1000):
 def test_bounds_only_skip_work_same_iterations_as_reference_lloyd(
     china, monkeypatch, reach, n_clusters, relaxation
 ):
-    # A small reach makes many epochs (new candidate lists), a large one few;
-    # over-relaxed centroids carry their state from one epoch to the next.
+    # A small reach makes many epochs (new candidate lists), a large one few.
+    # Over-relaxed, each epoch restarts the momentum, and an update past the
+    # means at the end of one is landed in the next.
     monkeypatch.setattr(_kmeans, "_REACH", reach)
     rows, weights = _kmeans.unique_rows(china[200:260, 300:380].reshape(-1, 3))
     start = rows[np.random.default_rng(0).choice(len(rows), n_clusters, False)]
@@ -258,7 +271,7 @@ def test_bounds_only_skip_work_same_iterations_as_reference_lloyd(
         rows, weights, start, 1000, 0.0, relaxation=relaxation
     )
     expected, expected_iter, labels = reference_lloyd(
-        rows.astype(np.float64), weights, start, relaxation
+        rows.astype(np.float64), weights, start, relaxation, reach=reach
     )
     assert expected_iter < 1000
     np.testing.assert_allclose(centers, expected, rtol=0, atol=1e-9)
