@@ -11,15 +11,16 @@ PSNR, peak memory) and the targets of issue 4, checked on the medians::
 
 Methods are timed from an RGB array to the quantized RGB array (fit plus the
 code of every pixel plus the palette lookup), without dithering. Seconds are
-medians over ``--repeats`` runs (one run for the slow textbook fit). PSNR is
-over every value of the RGB image. Peak memory is the peak resident set size
-of this process during the last timed run, read from ``VmHWM`` after
-resetting it through ``/proc/self/clear_refs`` (Linux only); it includes the
-interpreter, its libraries and the image being quantized. Each method first
-runs once, untimed, on a small image so that imports and caches are warm.
-The slow methods (textbook, MiniBatchKMeans, Pillow's k-means refinement)
-run once per image, as do all methods on images above 4 megapixels. Peers
-that are not installed are skipped with a note.
+medians over ``--repeats`` runs. PSNR is over every value of the RGB image.
+Peak memory is the peak resident set size of this process during the timed
+runs, read from ``VmHWM`` after resetting it through
+``/proc/self/clear_refs`` (Linux only); it includes the interpreter, its
+libraries and the image being quantized. Each method first runs once,
+untimed, on a small image so that imports and caches are warm. The slow
+methods (textbook, MiniBatchKMeans, Pillow's k-means refinement) run once
+per image, as does any method whose first run takes more than
+``SINGLE_RUN_SECONDS``. Peers that are not installed are skipped with a
+note.
 """
 
 from __future__ import annotations
@@ -164,6 +165,9 @@ def run_imagequant(image, k):
 
 
 SLOW = ("textbook", "minibatch", "pillow-mediancut-kmeans")
+# A run this long is not repeated: the benchmark stays within minutes, and
+# machine noise matters less to it.
+SINGLE_RUN_SECONDS = 5.0
 RUNNERS = {name: globals()["run_" + name.replace("-", "_")] for name in METHODS}
 REQUIRES = {"imagequant": "imagequant", "textbook": "sklearn", "minibatch": "sklearn"}
 
@@ -204,14 +208,19 @@ def peak_rss_mb():
 
 
 def measure(method, image, k, repeats):
-    """Median seconds, PSNR and peak memory (during the last run)."""
+    """Median seconds, PSNR and peak memory (during the timed runs).
+
+    Stops after the first run if that took more than ``SINGLE_RUN_SECONDS``.
+    """
     runner = RUNNERS[method]
     times = []
-    for repeat in range(repeats):
-        tracked = repeat == repeats - 1 and reset_peak_rss()
+    tracked = reset_peak_rss()
+    for _ in range(repeats):
         start = time.perf_counter()
         reconstructed = runner(image, k)
         times.append(time.perf_counter() - start)
+        if times[0] > SINGLE_RUN_SECONDS:
+            break
     return {
         "seconds": statistics.median(times),
         "psnr": psnr(image, reconstructed),
@@ -412,9 +421,7 @@ def main(argv=None):
                     if note not in notes:
                         notes.append(note)
                     continue
-                repeats = args.repeats
-                if method in SLOW or megapixels > 4:
-                    repeats = 1
+                repeats = 1 if method in SLOW else args.repeats
                 row = measure(method, image, k, repeats)
                 row.update(image=name, megapixels=megapixels, k=k, method=method)
                 rows.append(row)
@@ -437,7 +444,8 @@ def main(argv=None):
     machine = f"{platform.machine()}, {platform.python_version()}"
     print(
         f"\nMachine: {machine}, {os.cpu_count()} CPUs; seconds are medians of "
-        f"{args.repeats} runs (1 for slow methods and images above 4 MP)."
+        f"{args.repeats} runs (1 for slow methods and runs over "
+        f"{SINGLE_RUN_SECONDS:g} s)."
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

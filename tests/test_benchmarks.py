@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench_quantization.py"
@@ -24,3 +25,26 @@ def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path):
     assert {row["method"] for row in rows} >= {"skvq", "textbook", "pillow-mediancut"}
     assert all(row["psnr"] > 20 for row in rows if row["method"] == "skvq")
     assert plot.stat().st_size > 0
+
+
+@pytest.mark.parametrize("single_run_seconds, expected_runs", [(1e9, 3), (0.0, 1)])
+def test_a_long_first_run_is_not_repeated(
+    monkeypatch, single_run_seconds, expected_runs
+):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_quantization", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    calls = []
+
+    def runner(image, k):
+        calls.append(k)
+        return image + 1
+
+    monkeypatch.setitem(bench.RUNNERS, "skvq", runner)
+    monkeypatch.setattr(bench, "SINGLE_RUN_SECONDS", single_run_seconds)
+    image = np.zeros((4, 4, 3), dtype=np.uint8)
+    row = bench.measure("skvq", image, 16, repeats=3)
+    assert len(calls) == expected_runs
+    assert row["psnr"] == pytest.approx(10 * np.log10(255.0**2))

@@ -270,7 +270,7 @@ def test_bounds_only_skip_work_same_iterations_as_reference_lloyd(
     centers, _, n_iter = _kmeans._lloyd(
         rows, weights, start, 1000, 0.0, relaxation=relaxation
     )
-    expected, expected_iter, labels = reference_lloyd(
+    expected, expected_iter, _ = reference_lloyd(
         rows.astype(np.float64), weights, start, relaxation, reach=reach
     )
     assert expected_iter < 1000
