@@ -12,8 +12,8 @@ PSNR, peak memory) and the targets of issue 4, checked on the medians::
 Methods are timed from an RGB array to the quantized RGB array (fit plus the
 code of every pixel plus the palette lookup), without dithering. Seconds are
 medians over ``--repeats`` runs. PSNR is over every value of the RGB image.
-Peak memory is the peak resident set size of this process during the timed
-runs, read from ``VmHWM`` after resetting it through
+Peak memory is the peak resident set size of this process during the last
+timed run, read from ``VmHWM`` after resetting it through
 ``/proc/self/clear_refs`` (Linux only); it includes the interpreter, its
 libraries and the image being quantized. Each method first runs once,
 untimed, on a small image so that imports and caches are warm. The slow
@@ -208,23 +208,24 @@ def peak_rss_mb():
 
 
 def measure(method, image, k, repeats):
-    """Median seconds, PSNR and peak memory (during the timed runs).
+    """Median seconds, PSNR and peak memory (during the last run).
 
     Stops after the first run if that took more than ``SINGLE_RUN_SECONDS``.
     """
     runner = RUNNERS[method]
     times = []
-    tracked = reset_peak_rss()
     for _ in range(repeats):
+        tracked = reset_peak_rss()
         start = time.perf_counter()
         reconstructed = runner(image, k)
         times.append(time.perf_counter() - start)
+        peak_mb = peak_rss_mb() if tracked else None
         if times[0] > SINGLE_RUN_SECONDS:
             break
     return {
         "seconds": statistics.median(times),
         "psnr": psnr(image, reconstructed),
-        "peak_mb": peak_rss_mb() if tracked else None,
+        "peak_mb": peak_mb,
     }
 
 
