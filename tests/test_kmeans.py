@@ -293,7 +293,10 @@ def test_over_relaxed_lloyd_cut_short_ends_on_the_means(china, max_iter):
     np.testing.assert_allclose(centers, expected, rtol=0, atol=1e-9)
     counts = np.bincount(labels, weights=weights, minlength=len(start))
     sums = np.stack(
-        [np.bincount(labels, weights=weights * points[:, j]) for j in range(3)],
+        [
+            np.bincount(labels, weights=weights * points[:, j], minlength=len(start))
+            for j in range(3)
+        ],
         axis=1,
     )
     filled = counts > 0
