@@ -14,12 +14,13 @@ up to four channels, four more steps make it fast:
    occupied cell of a 32-level grid), a few thousand points however large
    the image.
 3. Lloyd's iteration then runs on finer histograms (64 and 128 levels) when
-   they are much smaller than the set of distinct colors, and finally on the
-   distinct colors themselves, so the result is a fixed point of Lloyd's
-   iteration over the full pixel set (with ``tol=0``). Past the seeding,
-   the updates are over-relaxed (a centroid that keeps heading the same way
-   steps ``_RELAXATION`` times the way to its mean) until no color moves;
-   plain updates then land on the means.
+   each has at most half as many cells as the next finer level (a start
+   nearer the end saves more of the dearer passes than it costs), and
+   finally on the distinct colors themselves, so the result is a fixed
+   point of Lloyd's iteration over the full pixel set (with ``tol=0``).
+   Past the seeding, the updates are over-relaxed (a centroid that keeps
+   heading the same way steps ``_RELAXATION`` times the way to its mean)
+   until no color moves; plain updates then land on the means.
 4. The passes run in a compiled loop (``_lloyd.pyx``). Nearest codewords are
    found through a color grid: a codeword is a candidate for a cell only if
    it may be nearest to some color in the cell, which leaves a dozen per
@@ -55,7 +56,7 @@ _POOL_LEVELS = 2
 # Levels per channel of the coarse color histograms converged on first.
 _LEVEL_BITS = (5, 6, 7)
 # A histogram is used only when it is that many times smaller than the next.
-_MIN_COARSENING = 4
+_MIN_COARSENING = 2
 # From this many distinct rows on, Lloyd's passes use threads; on fewer, the
 # threads cost more in synchronisation than they save.
 _PARALLEL_MIN_ROWS = 20_000
@@ -98,6 +99,20 @@ def _distinct_keys(X):
         return _lloyd_kernels.distinct_colors(np.ascontiguousarray(X))[0]
     keys = np.sort(_pack_uint8(X))
     return keys[_run_starts(keys)]
+
+
+def _as_uint8_if_exact(X):
+    """Float ``X`` as uint8 when it holds only integers 0..255, else ``X``.
+
+    Such images then take the uint8 path (packed keys, color histograms),
+    with the same result as their uint8 form.
+    """
+    if X.dtype.kind != "f" or not 1 <= X.shape[1] <= _PACKABLE_MAX_FEATURES:
+        return X
+    if len(X) == 0 or X.min() < 0 or X.max() > 255:
+        return X
+    as_uint8 = X.astype(np.uint8)
+    return as_uint8 if np.array_equal(as_uint8, X) else X
 
 
 def _is_packable(X):
@@ -165,7 +180,8 @@ def fit_codebook(
     ``tol`` and ``random_state``) on the coarse color histogram when that is
     much smaller than the set of distinct rows, else on the distinct rows,
     then runs exact weighted Lloyd passes on the distinct rows until no row
-    changes cluster or ``max_iter`` passes are done.
+    changes cluster or ``max_iter`` passes are done. Float ``X`` holding only
+    integers 0..255 is fitted as its uint8 form, with the same result.
 
     Returns
     -------
@@ -182,6 +198,7 @@ def fit_codebook(
         the last assignment of the fit (as :func:`assign` would give, in the
         same dtype).
     """
+    X = _as_uint8_if_exact(X)
     rows, weights = unique_rows(X, sample_weight)
     keep = weights > 0
     rows, weights = rows[keep], weights[keep]
@@ -324,24 +341,10 @@ def _occupied_cells(rows, bits):
 def _cell_means(rows, weights, bits):
     """Weighted mean row and total weight of each occupied grid cell."""
     occupied, inverse = _occupied_cells(rows, bits)
-    totals = np.bincount(inverse, weights=weights, minlength=len(occupied))
-    means = np.column_stack(
-        [
-            np.bincount(inverse, weights=weights * rows[:, j], minlength=len(occupied))
-            for j in range(rows.shape[1])
-        ]
+    sums, totals = _lloyd_kernels.group_sums(
+        np.ascontiguousarray(rows), weights, inverse, len(occupied)
     )
-    return means / totals[:, None], totals
-
-
-def _weighted_sums(points, weights, labels, n_clusters):
-    sums = np.column_stack(
-        [
-            np.bincount(labels, weights=weights * points[:, j], minlength=n_clusters)
-            for j in range(points.shape[1])
-        ]
-    )
-    return sums, np.bincount(labels, weights=weights, minlength=n_clusters)
+    return sums / totals[:, None], totals
 
 
 def _means(centers, sums, counts):
@@ -434,7 +437,7 @@ def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=
     if fixed:
         # Recompute the means in one pass so that they carry no rounding
         # accumulated by the incremental updates (with float weights).
-        sums, counts = _weighted_sums(points, weights, labels, len(centers))
+        sums, counts = _lloyd_kernels.group_sums(points, weights, labels, len(centers))
         centers = _means(centers, sums, counts)
     inertia = _lloyd_kernels.inertia(points, weights, centers, labels)
     if not return_labels:
@@ -557,6 +560,7 @@ def assign(X, codebook, *, return_distance=True):
         Squared Euclidean distance to that row, None if not
         ``return_distance``.
     """
+    X = _as_uint8_if_exact(X)
     code_dtype = np.min_scalar_type(max(len(codebook) - 1, 0))
     if X.shape[0] == 0:
         return np.zeros(0, dtype=code_dtype), np.zeros(0) if return_distance else None

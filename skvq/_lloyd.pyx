@@ -119,6 +119,38 @@ def group_by_box(
     return order_array, box_start_array, points_array, point_weights_array
 
 
+def group_sums(
+    const row_t[:, ::1] rows,
+    const double[::1] weights,
+    const Py_ssize_t[::1] group_of_row,
+    Py_ssize_t n_groups,
+):
+    """Weighted sum of the rows of each group, and the group's total weight.
+
+    In row order, in one pass (``np.bincount`` takes one per feature and
+    one for the weights).
+
+    Returns
+    -------
+    sums : ndarray of shape (n_groups, n_features), float64
+    totals : ndarray of shape (n_groups,), float64
+    """
+    cdef Py_ssize_t n = rows.shape[0], d = rows.shape[1], i, f, g
+    cdef double w
+    sums_array = np.zeros((n_groups, d))
+    totals_array = np.zeros(n_groups)
+    cdef double[:, ::1] sums = sums_array
+    cdef double[::1] totals = totals_array
+    with nogil:
+        for i in range(n):
+            g = group_of_row[i]
+            w = weights[i]
+            totals[g] += w
+            for f in range(d):
+                sums[g, f] += w * rows[i, f]
+    return sums_array, totals_array
+
+
 # Chunks of boxes per assignment step (many, so that threads share the
 # work evenly; fewer for large codebooks, whose per-chunk sums are large);
 # points checked per batch.
@@ -1210,4 +1242,40 @@ def look_up_colors(const unsigned char[:, ::1] colors, const table_t[::1] table)
         for f in range(d):
             key = (key << 8) | colors[i, f]
         out[i] = table[key]
+    return out_array
+
+
+ctypedef fused code_t:
+    unsigned char
+    unsigned short
+
+
+def take_colors(const unsigned char[:, ::1] palette, const code_t[::1] codes):
+    """``palette[codes]``: the color of each code, on threads.
+
+    Raises
+    ------
+    IndexError
+        If a code is not a row of ``palette``.
+    """
+    cdef Py_ssize_t n = codes.shape[0], d = palette.shape[1], i, f
+    cdef Py_ssize_t n_colors = palette.shape[0], n_bad = 0
+    cdef const unsigned char* color
+    cdef unsigned char* pixel
+    out_array = np.empty((n, d), dtype=np.uint8)
+    cdef unsigned char[:, ::1] out = out_array
+    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_MIN_COLORS else 1
+    if n == 0 or d == 0:
+        return out_array
+    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+        if codes[i] >= n_colors:
+            n_bad += 1
+            continue
+        color = &palette[codes[i], 0]
+        pixel = &out[i, 0]
+        for f in range(d):
+            pixel[f] = color[f]
+    if n_bad:
+        largest = np.asarray(codes).max()
+        raise IndexError(f"code {largest} is out of bounds for {n_colors} colors")
     return out_array

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _lloyd
 from .bits import BitReport
 
 if TYPE_CHECKING:  # imported when used: Image.open needs no scikit-learn
@@ -155,6 +156,10 @@ def reconstruct(codebook, codes) -> np.ndarray:
     codes = np.asarray(codes)
     if codes.ndim >= 1 and codes.shape[-1] == 1:
         codes = codes[..., 0]
+    if codes.dtype in (np.uint8, np.uint16):
+        # The compiled gather runs on threads, 3-4 times faster than np.take.
+        flat = _lloyd.take_colors(palette, np.ascontiguousarray(codes).reshape(-1))
+        return flat.reshape(codes.shape + palette.shape[1:])
     # take along axis 0 gathers rows 2-3 times faster than fancy indexing.
     return np.take(palette, codes, axis=0)
 

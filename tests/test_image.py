@@ -108,18 +108,21 @@ def test_report_of_a_sample_photo(china):
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.int64])
-@pytest.mark.parametrize("n_codes", [7, 5000])
-def test_reconstruct_is_the_rounded_codebook_row_of_each_code(dtype, n_codes):
+@pytest.mark.parametrize("n_codes", [7, 5000, 2**20 + 3])  # the last on threads
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_reconstruct_is_the_rounded_codebook_row_of_each_code(dtype, n_codes, channels):
     rng = np.random.default_rng(n_codes)
-    codebook = rng.uniform(-5, 260, size=(40, 3))
+    codebook = rng.uniform(-5, 260, size=(40, channels))
     codes = rng.integers(0, 40, size=(n_codes, 1)).astype(dtype)
-    expected = np.clip(np.rint(codebook), 0, 255).astype(np.uint8)[codes[:, 0]]
-    np.testing.assert_array_equal(reconstruct(codebook, codes), expected)
+    palette = np.clip(np.rint(codebook), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(reconstruct(codebook, codes), palette[codes[:, 0]])
     grid = codes[: n_codes - n_codes % 3, 0].reshape(-1, 3)
-    assert reconstruct(codebook, grid).shape == (*grid.shape, 3)
+    np.testing.assert_array_equal(reconstruct(codebook, grid), palette[grid])
+    strided = codes[::2, 0]
+    np.testing.assert_array_equal(reconstruct(codebook, strided), palette[strided])
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.int64])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int64])
 def test_reconstruct_rejects_codes_beyond_the_codebook(dtype):
     with pytest.raises(IndexError, match="out of bounds"):
         reconstruct(np.zeros((4, 3)), np.array([0, 4], dtype=dtype))

@@ -94,8 +94,10 @@ def test_same_random_state_same_codebook_and_codes(china):
     assert not np.array_equal(fits[0].codebook_, other.codebook_)
 
 
-def test_uint8_and_float_inputs_agree(small_photo):
-    pixels = small_photo.reshape(-1, 3)
+@pytest.mark.parametrize("crop", [None, (slice(100, 300), slice(100, 400))])
+def test_uint8_and_float_inputs_agree(small_photo, china, crop):
+    # The larger crop is fitted through the color histograms.
+    pixels = (small_photo if crop is None else china[crop]).reshape(-1, 3)
     as_uint8 = VectorQuantizer(16, tol=0, random_state=0).fit(pixels)
     as_float = VectorQuantizer(16, tol=0, random_state=0).fit(pixels.astype(float))
     np.testing.assert_allclose(as_uint8.codebook_, as_float.codebook_, atol=1e-9)
@@ -517,3 +519,28 @@ def test_distinct_colors_of_many_pixels_on_threads():
             distinct, counts = _lloyd.distinct_colors(X)
         np.testing.assert_array_equal(distinct, keys[starts])
         np.testing.assert_array_equal(counts, np.diff(starts, append=len(keys)))
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    n_rows=st.integers(0, 300),
+    n_groups=st.integers(1, 20),
+    n_features=st.integers(1, 4),
+    as_uint8=st.booleans(),
+)
+def test_group_sums_are_the_weighted_sums_of_each_group(
+    seed, n_rows, n_groups, n_features, as_uint8
+):
+    rng = np.random.default_rng(seed)
+    rows = rng.uniform(0, 256, size=(n_rows, n_features))
+    if as_uint8:
+        rows = rows.astype(np.uint8)
+    weights = rng.uniform(0.5, 3, size=n_rows)
+    groups = rng.integers(0, n_groups, size=n_rows).astype(np.intp)
+    sums, totals = _kmeans._lloyd_kernels.group_sums(rows, weights, groups, n_groups)
+    expected = np.zeros((n_groups, n_features))
+    np.add.at(expected, groups, weights[:, None] * rows)
+    np.testing.assert_allclose(sums, expected, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        totals, np.bincount(groups, weights=weights, minlength=n_groups), rtol=1e-12
+    )
