@@ -612,6 +612,20 @@ cdef Py_ssize_t _check_points(
     return moved
 
 
+cdef inline double _largest_shift(
+    const Py_ssize_t[::1] indptr,
+    const Py_ssize_t[::1] indices,
+    const double[::1] shift,
+    Py_ssize_t c,
+) noexcept nogil:
+    """The largest last shift of the candidates of box ``c``."""
+    cdef Py_ssize_t p
+    cdef double largest = 0.0
+    for p in range(indptr[c], indptr[c + 1]):
+        largest = max(largest, shift[indices[p]])
+    return largest
+
+
 cdef Py_ssize_t _assign_boxes(
     Py_ssize_t first_box,
     Py_ssize_t last_box,
@@ -626,7 +640,7 @@ cdef Py_ssize_t _assign_boxes(
     PointState[::1] state,
     const double[::1] travel,
     double[::1] drift,
-    double[::1] box_shift,
+    const double[::1] shift,
     double[::1] mark,
     double[::1] box_mark,
     double[:, ::1] delta_sums,
@@ -642,8 +656,9 @@ cdef Py_ssize_t _assign_boxes(
     cdef Py_ssize_t pending[_BATCH]
     cdef double least_gap, limit
     for c in range(first_box, last_box):
-        drift[c] += box_shift[c]
-        box_shift[c] = 0.0
+        # Gathered per box on the threads: cheaper than scattering each
+        # centroid's shift to its boxes between passes.
+        drift[c] += _largest_shift(indptr, indices, shift, c)
         limit = 2 * drift[c]
         if box_mark[c] >= limit:
             continue
@@ -861,19 +876,15 @@ def lloyd_epoch(
     cdef double[:, ::1] last_move = last_move_array
     cdef bint fixed = False, settled = False, reanchor = False, searched = False
     anchor_array = np.array(centers, dtype=np.float64, copy=True)
+    # Each centroid's shift in the last update (none yet).
     shift_array = np.zeros(k)
-    box_shift_array = np.zeros(n_boxes)
     # A point's bounds hold apart until its box's drift reaches half its
     # mark: the gap between them when last checked plus twice the drift then.
     # Each box's mark is the least of its points'. Both are set on entry.
     mark_array = np.empty(n)
     box_mark_array = np.empty(n_boxes)
-    # The boxes of each centroid (the transposed candidate lists).
-    boxes_indptr_array = np.zeros(k + 1, dtype=np.intp)
-    boxes_array = np.empty(indptr[n_boxes], dtype=np.intp)
     cdef double[:, ::1] anchor = anchor_array
     cdef double[::1] shift = shift_array
-    cdef double[::1] box_shift = box_shift_array
     cdef double[::1] mark = mark_array
     cdef double[::1] box_mark = box_mark_array
     # The boxes in chunks of about equal numbers of points, the units of work
@@ -893,22 +904,7 @@ def lloyd_epoch(
     cdef double[:, :, ::1] delta_sums = delta_sums_array
     cdef double[:, ::1] delta_counts = delta_counts_array
     cdef Py_ssize_t[::1] chunk_moved = chunk_moved_array
-    cdef Py_ssize_t[::1] boxes_indptr = boxes_indptr_array
-    cdef Py_ssize_t[::1] boxes = boxes_array
     with nogil:
-        for p in range(indptr[n_boxes]):
-            boxes_indptr[indices[p] + 1] += 1
-        for j in range(k):
-            boxes_indptr[j + 1] += boxes_indptr[j]
-        for c in range(n_boxes):
-            for p in range(indptr[c], indptr[c + 1]):
-                j = indices[p]
-                boxes[boxes_indptr[j]] = c
-                boxes_indptr[j] += 1
-        for j in range(k, 0, -1):
-            boxes_indptr[j] = boxes_indptr[j - 1]
-        boxes_indptr[0] = 0
-
         for t in prange(
             n_chunks, schedule="dynamic", chunksize=1, num_threads=n_threads
         ):
@@ -952,7 +948,7 @@ def lloyd_epoch(
                         state,
                         travel,
                         drift,
-                        box_shift,
+                        shift,
                         mark,
                         box_mark,
                         delta_sums[t],
@@ -1000,11 +996,6 @@ def lloyd_epoch(
             n_passes += 1
             settled = total_shift <= tol
             overshot = any_step and not settled
-            for j in range(k):
-                if shift[j] > 0:
-                    for p in range(boxes_indptr[j], boxes_indptr[j + 1]):
-                        c = boxes[p]
-                        box_shift[c] = max(box_shift[c], shift[j])
             if reanchor:
                 # The lists end here. Their candidates' last shifts go in the
                 # drift; a centroid off a list was outside - reach away or
@@ -1013,7 +1004,7 @@ def lloyd_epoch(
                 for j in range(k):
                     excess = max(excess, sqrt(_sq_distance(centers, j, anchor, j)) - reach)
                 for c in range(n_boxes):
-                    drift[c] += box_shift[c] + excess
+                    drift[c] += _largest_shift(indptr, indices, shift, c) + excess
                 break
     return (
         n_passes,
