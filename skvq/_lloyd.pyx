@@ -16,7 +16,7 @@ returns when a centroid leaves that reach, and the caller makes new lists.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, sqrt
+from libc.math cimport INFINITY, fabs, sqrt
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 
 import numpy as np
@@ -185,47 +185,40 @@ cdef inline double _sq_distance(
     return total
 
 
-cdef inline double _outside_sq(double lo, double hi, double center) noexcept nogil:
-    """Squared least distance along one feature from ``center`` to [lo, hi]."""
-    cdef double below = lo - center, above = center - hi
-    # At most one of below and above is positive: maxima, not branches.
-    cdef double outside = below if below > above else above
-    outside = outside if outside > 0 else 0.0
-    return outside * outside
-
-
-cdef inline double _farthest_sq(double lo, double hi, double center) noexcept nogil:
-    """Squared greatest distance along one feature from ``center`` to [lo, hi]."""
-    cdef double below = (lo - center) * (lo - center)
-    cdef double above = (center - hi) * (center - hi)
-    return below if below > above else above
-
-
-cdef inline void _box_distances(
-    const double[:, ::1] box_lo,
-    const double[:, ::1] box_hi,
-    Py_ssize_t box,
-    const double[:, ::1] centers,
-    Py_ssize_t j,
-    double* near_sq,
-    double* far_sq,
+cdef void _pool_distances(
+    const double* lo,
+    const double* hi,
+    const double* columns,
+    Py_ssize_t k,
+    Py_ssize_t d,
+    const Py_ssize_t* pool,
+    Py_ssize_t n_pool,
+    double* near,
+    double* far,
 ) noexcept nogil:
-    """Squared least and greatest distances of centroid ``j`` to a box."""
-    cdef Py_ssize_t f
-    # Sums in locals, stored once: the compiler keeps them in registers.
-    cdef double near = 0.0, far = 0.0
-    if centers.shape[1] == 3:  # colors, unrolled
-        for f in range(3):
-            near += _outside_sq(box_lo[box, f], box_hi[box, f], centers[j, f])
-            far += _farthest_sq(box_lo[box, f], box_hi[box, f], centers[j, f])
-        near_sq[0] = near
-        far_sq[0] = far
-        return
-    for f in range(centers.shape[1]):
-        near += _outside_sq(box_lo[box, f], box_hi[box, f], centers[j, f])
-        far += _farthest_sq(box_lo[box, f], box_hi[box, f], centers[j, f])
-    near_sq[0] = near
-    far_sq[0] = far
+    """Squared least and greatest distances to box [lo, hi] of the centroids
+    ``pool[:n_pool]`` (all ``k`` if ``pool`` is NULL).
+
+    ``columns[f * k + j]`` is feature ``f`` of centroid ``j``: the loops have
+    no branch, and over all centroids the compiler vectorizes them.
+    """
+    cdef Py_ssize_t p, j, f
+    cdef double center, outside, farthest, near_sum, far_sum
+    for p in range(n_pool):
+        j = pool[p] if pool != NULL else p
+        near_sum = 0.0
+        far_sum = 0.0
+        for f in range(d):
+            center = columns[f * k + j]
+            outside = max(lo[f] - center, center - hi[f])
+            # max(outside, 0) without a branch (the sign is unpredictable);
+            # exact: outside + |outside| is 2 * outside or 0.
+            outside = 0.5 * (outside + fabs(outside))
+            farthest = max(center - lo[f], hi[f] - center)
+            near_sum += outside * outside
+            far_sum += farthest * farthest
+        near[p] = near_sum
+        far[p] = far_sum
 
 
 cdef struct Candidate:
@@ -287,25 +280,33 @@ cdef int _list_boxes(
     """
     cdef Py_ssize_t k = centers.shape[0], c, p, q, j, lo, hi, size, start
     cdef Py_ssize_t count = 0, capacity = 4 * (last_box - first_box) + k
-    cdef double far, least_far, bound, floor
-    cdef double* near = <double*> malloc(k * sizeof(double))
+    cdef double least_far, bound, floor
+    cdef Py_ssize_t d = centers.shape[1], f
+    cdef double* near = <double*> malloc(2 * k * sizeof(double))
+    cdef double* far = near + k
+    cdef double* columns = <double*> malloc(k * d * sizeof(double))
     cdef Candidate* found = <Candidate*> malloc(capacity * sizeof(Candidate))
     cdef void* grown
-    if near == NULL or found == NULL:
+    if near == NULL or columns == NULL or found == NULL:
         free(near)
+        free(columns)
         free(found)
         return -1
+    for j in range(k):
+        for f in range(d):
+            columns[f * k + j] = centers[j, f]
     for c in range(first_box, last_box):
         lo, hi = 0, k
         if pooled:
             lo = pool_indptr[pool_of_box[c]]
             hi = pool_indptr[pool_of_box[c] + 1]
+        _pool_distances(
+            &box_lo[c, 0], &box_hi[c, 0], columns, k, d,
+            &pool_indices[lo] if pooled else NULL, hi - lo, near, far,
+        )
         least_far = INFINITY
-        for p in range(lo, hi):
-            j = pool_indices[p] if pooled else p
-            _box_distances(box_lo, box_hi, c, centers, j, &near[p - lo], &far)
-            if far < least_far:
-                least_far = far
+        for p in range(hi - lo):
+            least_far = min(least_far, far[p])
         bound = sqrt(least_far) + slack
         outside[c] = bound
         # The tiny relative margin keeps ties despite rounding.
@@ -315,6 +316,7 @@ cdef int _list_boxes(
             grown = realloc(found, size * sizeof(Candidate))
             if grown == NULL:
                 free(near)
+                free(columns)
                 free(found)
                 return -1
             found = <Candidate*> grown
@@ -332,6 +334,7 @@ cdef int _list_boxes(
             _sort(&found[start], count - start)
         box_count[c + 1] = count - start
     free(near)
+    free(columns)
     out.found = found
     out.count = count
     return 0
