@@ -69,6 +69,8 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     much faster on images, whose colors repeat. For 8-bit data of up to four
     channels, the seeding and the first Lloyd iterations run on coarse color
     histograms, and exact passes over the distinct colors finish the job.
+    Float data holding only integers 0..255 (an image cast to float) takes
+    that path too, with the same result as its ``uint8`` form.
 
     Parameters
     ----------
