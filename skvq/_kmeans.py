@@ -109,7 +109,8 @@ def _as_uint8_if_exact(X):
     """
     if X.dtype.kind != "f" or not 1 <= X.shape[1] <= _PACKABLE_MAX_FEATURES:
         return X
-    if len(X) == 0 or X.min() < 0 or X.max() > 255:
+    # Written so that NaN fails the test too; out-of-range casts would warn.
+    if len(X) == 0 or not (X.min() >= 0 and X.max() <= 255):
         return X
     as_uint8 = X.astype(np.uint8)
     return as_uint8 if np.array_equal(as_uint8, X) else X

@@ -1,5 +1,6 @@
 """Tests of the exact K-Means engine: fixed points, determinism, equivalences."""
 
+import warnings
 from unittest import mock
 
 import numpy as np
@@ -544,3 +545,24 @@ def test_group_sums_are_the_weighted_sums_of_each_group(
     np.testing.assert_allclose(
         totals, np.bincount(groups, weights=weights, minlength=n_groups), rtol=1e-12
     )
+
+
+@given(
+    X=st.integers(1, 4).flatmap(
+        lambda d: arrays(
+            np.float64,
+            st.tuples(st.integers(0, 30), st.just(d)),
+            elements=st.integers(0, 255).map(float)
+            | st.sampled_from([-1.0, 0.5, 255.5, 256.0, np.nan, np.inf]),
+        )
+    )
+)
+def test_float_rows_take_the_uint8_path_exactly_when_nothing_is_lost(X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no invalid cast on the way
+        converted = _kmeans._as_uint8_if_exact(X)
+    exact = len(X) > 0 and bool(
+        np.isin(X, np.arange(256)).all()  # integers 0..255 only
+    )
+    assert (converted.dtype == np.uint8) == exact
+    np.testing.assert_array_equal(converted, X)
