@@ -199,8 +199,9 @@ cdef void _pool_distances(
     """Squared least and greatest distances to box [lo, hi] of the centroids
     ``pool[:n_pool]`` (all ``k`` if ``pool`` is NULL).
 
-    ``columns[f * k + j]`` is feature ``f`` of centroid ``j``: the loops have
-    no branch, and over all centroids the compiler vectorizes them.
+    ``columns[f * k + j]`` is feature ``f`` of centroid ``j`` (the transposed
+    centroids, contiguous over the pool when it is all of them); the loop
+    has no branch to mispredict.
     """
     cdef Py_ssize_t p, j, f
     cdef double center, outside, farthest, near_sum, far_sum
