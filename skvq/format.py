@@ -658,16 +658,26 @@ def _encode_frames(
 ) -> tuple[str, list[bytes]]:
     """The coding used and each frame's index data in it.
 
-    "auto" encodes in each of :data:`AUTO_CODINGS` and keeps the smallest
-    file, the first one on a tie.
+    "auto" keeps the smallest file of :data:`AUTO_CODINGS`, the first one on
+    a tie. A coding whose size is known in advance (raw) is encoded only if
+    it is kept.
     """
     if coding != "auto":
         encode = _CODINGS[CODINGS[coding]].encode
         return coding, [encode(codes, bits) for codes in frames]
-    return min(
-        (_encode_frames(frames, bits, name) for name in AUTO_CODINGS),
-        key=lambda candidate: sum(map(len, candidate[1])),
-    )
+    best = None
+    for name in AUTO_CODINGS:
+        sizes = [_CODINGS[CODINGS[name]].size(codes.size, bits) for codes in frames]
+        encoded = None
+        if None in sizes:
+            encoded = _encode_frames(frames, bits, name)[1]
+            sizes = list(map(len, encoded))
+        if best is None or sum(sizes) < best[1]:
+            best = (name, sum(sizes), encoded)
+    name, _, encoded = best
+    if encoded is None:
+        encoded = _encode_frames(frames, bits, name)[1]
+    return name, encoded
 
 
 def write_vq(target, *args, **kwargs) -> int:
