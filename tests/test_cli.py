@@ -301,6 +301,15 @@ def test_demo_prints_the_bit_table(tmp_path):
     assert f"wrote demo.vq ({size:,} bytes" in result.stdout
 
 
+def test_readme_shows_what_skvq_demo_prints(tmp_path):
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## What `skvq demo` prints", 1)[1]
+    shown = section.split("```text\n", 1)[1].split("```", 1)[0]
+    result = run_cli("demo", cwd=tmp_path)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert result.stdout == shown
+
+
 def test_missing_output_directory_is_named(tmp_path, photo_png, capsys):
     target = tmp_path / "missing" / "x.vq"
     assert main(["encode", str(photo_png), str(target)]) == EXIT_FAILED
