@@ -672,7 +672,7 @@ def _encode_frames(
         if None in sizes:
             encoded = _encode_frames(frames, bits, name)[1]
             sizes = list(map(len, encoded))
-        if best is None or sum(sizes) < best[1]:
+        if best is None or sum(sizes) < best[1]:  # the first one on a tie
             best = (name, sum(sizes), encoded)
     name, _, encoded = best
     if encoded is None:

@@ -157,7 +157,7 @@ def reconstruct(codebook, codes) -> np.ndarray:
     if codes.ndim >= 1 and codes.shape[-1] == 1:
         codes = codes[..., 0]
     if codes.dtype in (np.uint8, np.uint16):
-        # The compiled gather runs on threads, 3-4 times faster than np.take.
+        # The compiled gather runs on threads, about 3 times faster than np.take.
         flat = _lloyd.take_colors(palette, np.ascontiguousarray(codes).reshape(-1))
         return flat.reshape(codes.shape + palette.shape[1:])
     # take along axis 0 gathers rows 2-3 times faster than fancy indexing.
