@@ -263,7 +263,7 @@ cdef int _list_boxes(
     Py_ssize_t last_box,
     const double[:, ::1] box_lo,
     const double[:, ::1] box_hi,
-    const double[:, ::1] centers,
+    const double[:, ::1] columns,
     double slack,
     bint pooled,
     const Py_ssize_t[::1] pool_of_box,
@@ -279,30 +279,25 @@ cdef int _list_boxes(
     Appends them to ``out``, stores each box's number at ``box_count[c + 1]``
     and its bound at ``outside[c]``; returns -1 if out of memory, else 0.
     """
-    cdef Py_ssize_t k = centers.shape[0], c, p, q, j, lo, hi, size, start
+    cdef Py_ssize_t k = columns.shape[1], d = columns.shape[0], c, p, q, lo, hi
+    cdef Py_ssize_t size, start
     cdef Py_ssize_t count = 0, capacity = 4 * (last_box - first_box) + k
     cdef double least_far, bound, floor
-    cdef Py_ssize_t d = centers.shape[1], f
     cdef double* near = <double*> malloc(2 * k * sizeof(double))
     cdef double* far = near + k
-    cdef double* columns = <double*> malloc(k * d * sizeof(double))
     cdef Candidate* found = <Candidate*> malloc(capacity * sizeof(Candidate))
     cdef void* grown
-    if near == NULL or columns == NULL or found == NULL:
+    if near == NULL or found == NULL:
         free(near)
-        free(columns)
         free(found)
         return -1
-    for j in range(k):
-        for f in range(d):
-            columns[f * k + j] = centers[j, f]
     for c in range(first_box, last_box):
         lo, hi = 0, k
         if pooled:
             lo = pool_indptr[pool_of_box[c]]
             hi = pool_indptr[pool_of_box[c] + 1]
         _pool_distances(
-            &box_lo[c, 0], &box_hi[c, 0], columns, k, d,
+            &box_lo[c, 0], &box_hi[c, 0], &columns[0, 0], k, d,
             &pool_indices[lo] if pooled else NULL, hi - lo, near, far,
         )
         least_far = INFINITY
@@ -317,7 +312,6 @@ cdef int _list_boxes(
             grown = realloc(found, size * sizeof(Candidate))
             if grown == NULL:
                 free(near)
-                free(columns)
                 free(found)
                 return -1
             found = <Candidate*> grown
@@ -335,7 +329,6 @@ cdef int _list_boxes(
             _sort(&found[start], count - start)
         box_count[c + 1] = count - start
     free(near)
-    free(columns)
     out.found = found
     out.count = count
     return 0
@@ -402,6 +395,8 @@ def candidates(
     cdef double[::1] outside = outside_array
     cdef Py_ssize_t[::1] indices
     cdef double[::1] floors
+    # The centroids feature by feature, for the box distances.
+    cdef const double[:, ::1] columns = np.ascontiguousarray(np.asarray(centers).T)
     cdef CandidateList* lists = <CandidateList*> calloc(n_chunks, sizeof(CandidateList))
     if lists == NULL:
         raise MemoryError()
@@ -409,7 +404,7 @@ def candidates(
         with nogil:
             for t in prange(n_chunks, schedule="dynamic", num_threads=n_threads):
                 status[t] = _list_boxes(
-                    chunk_box[t], chunk_box[t + 1], box_lo, box_hi, centers,
+                    chunk_box[t], chunk_box[t + 1], box_lo, box_hi, columns,
                     slack, pooled, pool_of_box, pool_indptr, pool_indices,
                     ordered, indptr, outside, &lists[t],
                 )
