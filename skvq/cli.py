@@ -229,6 +229,12 @@ def _demo(args):
 # -- argument parsing ----------------------------------------------------------
 
 
+def _version():
+    from . import __version__
+
+    return __version__
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -261,6 +267,7 @@ def _build_parser():
         description="Image compression by K-Means vector quantization.",
         epilog="Exit codes: 0 success, 1 failure, 2 bad usage, 130 interrupted.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     encode = commands.add_parser(

@@ -55,6 +55,15 @@ def test_help_for_every_command(command):
     assert result.stderr == ""
 
 
+def test_version_is_the_installed_distribution_version():
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["skvq", version("skvq")]
+    assert version("skvq") == skvq.__version__
+
+
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "skvq"
     if not script.exists():
