@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import skvq  # noqa: F401  registers the .vq format
+import skvq  # registers the .vq format
 from skvq.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
 
 
