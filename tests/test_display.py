@@ -149,3 +149,15 @@ def test_estimator_keeps_scikit_learns_html_repr():
     html = VectorQuantizer(n_clusters=3)._repr_html_()
     assert "VectorQuantizer" in html
     assert "sk-" in html  # scikit-learn's estimator diagram CSS classes
+
+
+def test_large_images_are_embedded_at_twice_the_displayed_width(china):
+    html = compare_k(china, (4,), width=160, random_state=0)._repr_html_()
+    original, reconstruction = _embedded_images(html)
+    assert original.shape == reconstruction.shape == (214, 320, 3)  # 427 * 320/640
+    # Downscaled, not cropped: the mean color is kept.
+    np.testing.assert_allclose(
+        original.mean(axis=(0, 1)), china.mean(axis=(0, 1)), atol=2
+    )
+    full_size = len(compare_k(china, (4,), width=640, random_state=0)._repr_html_())
+    assert len(html) < full_size / 2
