@@ -60,8 +60,8 @@ setup(
     ext_modules=cythonize(
         [
             Extension(
-                "skvq._lloyd",
-                ["skvq/_lloyd.pyx"],
+                "skvq._engine._lloyd",
+                ["skvq/_engine/_lloyd.pyx"],
                 extra_compile_args=["-O3", *OPENMP],
                 extra_link_args=[*OPENMP],
             ),

@@ -20,8 +20,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _kmeans
-from ._stream import ColorStream, MiniBatchStream
+from ._engine import kmeans as _kmeans
+from ._engine.stream import ColorStream, MiniBatchStream
 from .bits import BitReport
 
 __all__ = ["VectorQuantizer", "code_dtype"]
