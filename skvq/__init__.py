@@ -21,9 +21,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "VectorQuantizer": "quantizer",
     "code_dtype": "quantizer",
-    "QuantizedImage": "image",
-    "quantize_image": "image",
-    "segment_image": "image",
+    "QuantizedImage": "imaging",
+    "quantize_image": "imaging",
+    "segment_image": "imaging",
 }
 
 __all__ = [

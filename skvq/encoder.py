@@ -140,8 +140,8 @@ def _shared_codes(quantizer, colors: np.ndarray, max_codes):
 
 
 def _rounded_codebook(quantizer: VectorQuantizer):
-    """The codebook rounded as skvq.image rounds reconstructions, as uint8."""
-    from .image import reconstruct
+    """The codebook rounded as skvq.imaging rounds reconstructions, as uint8."""
+    from .imaging import reconstruct
 
     all_codes = np.arange(quantizer.n_codes_)[:, np.newaxis]
     return reconstruct(quantizer.codebook_, all_codes)

@@ -61,7 +61,7 @@ from PIL._util import DeferredError
 
 from . import encoder
 from . import format as vq
-from .image import image_to_array
+from .imaging import image_to_array
 
 __all__ = ["VqImageFile", "register"]
 

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from skvq import VectorQuantizer, quantize_image, segment_image
-from skvq.image import image_to_array, reconstruct
+from skvq.imaging import image_to_array, reconstruct
 
 
 def test_quantize_array_returns_rounded_reconstruction(small_photo):
@@ -126,3 +126,12 @@ def test_reconstruct_is_the_rounded_codebook_row_of_each_code(dtype, n_codes, ch
 def test_reconstruct_rejects_codes_beyond_the_codebook(dtype):
     with pytest.raises(IndexError, match="out of bounds"):
         reconstruct(np.zeros((4, 3)), np.array([0, 4], dtype=dtype))
+
+
+def test_former_module_name_still_imports():
+    import skvq.image
+    import skvq.imaging
+
+    for name in skvq.image.__all__:
+        assert getattr(skvq.image, name) is getattr(skvq.imaging, name)
+    assert {"reconstruct", *skvq.imaging.__all__} <= set(skvq.image.__all__)

@@ -14,7 +14,7 @@ from PIL import Image, ImageCms, ImageFile, ImageSequence, UnidentifiedImageErro
 import skvq
 from skvq import VectorQuantizer, quantize_image
 from skvq import format as vq
-from skvq.image import reconstruct
+from skvq.imaging import reconstruct
 
 MODES = ["RGB", "RGBA", "L", "LA", "P", "1"]
 
