@@ -2,6 +2,7 @@
 
 from .imaging import (
     QuantizedImage,
+    color_mode,
     image_to_array,
     quantize_image,
     reconstruct,
@@ -10,6 +11,7 @@ from .imaging import (
 
 __all__ = [
     "QuantizedImage",
+    "color_mode",
     "image_to_array",
     "quantize_image",
     "reconstruct",

@@ -14,7 +14,73 @@ from .bits import BitReport
 if TYPE_CHECKING:  # imported when used: Image.open needs no scikit-learn
     from .quantizer import VectorQuantizer
 
-__all__ = ["QuantizedImage", "image_to_array", "quantize_image", "segment_image"]
+__all__ = [
+    "QuantizedImage",
+    "color_mode",
+    "image_to_array",
+    "quantize_image",
+    "segment_image",
+]
+
+
+# The mode of the colors of each supported source mode, before alpha.
+_COLOR_MODES = {
+    "1": "L",
+    "L": "L",
+    "LA": "LA",
+    "P": "RGB",
+    "PA": "RGBA",
+    "RGB": "RGB",
+    "RGBA": "RGBA",
+}
+
+
+def color_mode(image) -> str:
+    """The mode that holds a PIL image's colors: "L", "LA", "RGB" or "RGBA".
+
+    The one rule by which :func:`image_to_array`, :func:`quantize_image` and
+    the .vq writer decide whether an image has alpha: Pillow's
+    :attr:`~PIL.Image.Image.has_transparency_data`, true for an alpha band,
+    a transparent color or palette index (``info["transparency"]``, as
+    PNG's tRNS chunk gives it) and an RGBA palette. "P" and "PA" images
+    give their palette's colors, "1" images gray levels.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image
+        An image of mode 1, L, LA, P, PA, RGB or RGBA.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For other modes ("I;16", "CMYK", ...), which need a conversion the
+        caller should choose.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> image = Image.new("P", (2, 2))
+    >>> color_mode(image)
+    'RGB'
+    >>> image.info["transparency"] = 0
+    >>> color_mode(image)
+    'RGBA'
+    """
+    mode = image.mode
+    if mode not in _COLOR_MODES:
+        raise ValueError(
+            f"Image mode {mode!r} is not supported; supported modes are "
+            f"{', '.join(_COLOR_MODES)}. Convert the image first, e.g. with "
+            "image.convert('RGB')."
+        )
+    colors = _COLOR_MODES[mode]
+    if image.has_transparency_data and not colors.endswith("A"):
+        colors += "A"
+    return colors
 
 
 def image_to_array(image) -> np.ndarray:
@@ -23,25 +89,19 @@ def image_to_array(image) -> np.ndarray:
     Parameters
     ----------
     image : PIL.Image.Image or array-like
-        A PIL image (any mode that converts to an array of 8-bit values: L,
-        LA, RGB, RGBA, P is expanded to RGB or RGBA) or an array of shape
-        (height, width) or (height, width, channels) with values in 0..255.
+        A PIL image, converted to the mode :func:`color_mode` gives (P
+        images become RGB or RGBA, with alpha whenever they have
+        transparency), or an array of shape (height, width) or (height,
+        width, channels) with values in 0..255.
 
     Returns
     -------
     ndarray of shape (height, width, channels), uint8
     """
-    mode = getattr(image, "mode", None)
-    if mode is not None:  # a PIL image; duck-typed so this module needs no Pillow
-        if mode in ("P", "PA"):
-            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        elif mode == "1":
-            image = image.convert("L")
-        elif mode not in ("L", "LA", "RGB", "RGBA"):
-            raise ValueError(
-                f"Image mode {mode!r} is not supported; convert it to RGB, RGBA, L "
-                "or LA first."
-            )
+    if hasattr(image, "has_transparency_data"):  # duck-typed: no Pillow needed
+        mode = color_mode(image)
+        if image.mode != mode:
+            image = image.convert(mode)
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[:, :, np.newaxis]

@@ -32,9 +32,11 @@ Save options (``im.save(..., k=..., ...)``):
     With ``save_all=True``, more frames. All frames share one codebook,
     fitted on all of them, and must have the same size.
 
-Supported modes are RGB, RGBA, L, LA, P and 1. Files with at most 256
-colors open in mode "P" with the codebook as palette (RGBA for sources with
-alpha); larger codebooks open in the source mode.
+Supported modes are RGB, RGBA, L, LA, P, PA and 1; whether an image has
+alpha is decided by :func:`skvq.imaging.color_mode`, as for
+:func:`skvq.quantize_image`. Files with at most 256 colors open in mode "P"
+with the codebook as palette (RGBA for sources with alpha); larger codebooks
+open in the source mode (PA sources in RGBA).
 
 Options are validated and the whole file is encoded before the first byte
 is written, so a bad option raises :class:`ValueError` with nothing written
@@ -61,7 +63,7 @@ from PIL._util import DeferredError
 
 from . import encoder
 from . import format as vq
-from .imaging import image_to_array
+from .imaging import color_mode, image_to_array
 
 __all__ = ["VqImageFile", "register"]
 
@@ -72,8 +74,6 @@ DEFAULT_K = 16
 DEFAULT_CODING = "auto"
 # Largest codebook that opens as a "P" image.
 _MAX_PALETTE = 256
-# Mode of the colors stored for each source mode ("P" depends on its palette).
-_COLOR_MODES = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA"}
 
 
 def _accept(prefix: bytes) -> bool | str:
@@ -222,8 +222,8 @@ def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
             raise ValueError(
                 f"All frames must have the same size; got {frame.size} and {size}."
             )
-    color_mode = encoder.common_color_mode(_color_mode(frame) for frame in frames)
-    colors = np.stack([image_to_array(frame.convert(color_mode)) for frame in frames])
+    mode = encoder.common_color_mode(color_mode(frame) for frame in frames)
+    colors = np.stack([image_to_array(frame.convert(mode)) for frame in frames])
     codebook, codes = encoder.encode(
         colors,
         quantizer,
@@ -232,11 +232,12 @@ def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
         max_codes=vq.MAX_CODES,
     )
     modes = {frame.mode for frame in frames}
-    source_mode = modes.pop() if len(modes) == 1 else color_mode
-    _, channels, max_codes = vq.MODES[source_mode]
+    source_mode = modes.pop() if len(modes) == 1 else mode
+    _, channels, max_codes = vq.MODES.get(source_mode, (None, (), 0))
     if codebook.shape[1] not in channels or len(codebook) > max_codes:
-        # E.g. RGB with a transparent color, or P frames with many palettes.
-        source_mode = color_mode
+        # E.g. RGB with a transparent color, P frames with many palettes, or
+        # PA, which the format stores as RGBA.
+        source_mode = mode
     width, height = size
     data = vq.encode_vq(
         width,
@@ -267,23 +268,6 @@ def _check_k(k) -> int:
     ):
         raise ValueError(f"k must be an integer from 1 to {vq.MAX_CODES}, got {k!r}.")
     return int(k)
-
-
-def _color_mode(frame: Image.Image) -> str:
-    """The mode that holds the frame's colors, with alpha if it has any."""
-    if frame.mode == "P":
-        has_alpha = "transparency" in frame.info or frame.palette.mode == "RGBA"
-        return "RGBA" if has_alpha else "RGB"
-    if frame.mode not in _COLOR_MODES:
-        raise ValueError(
-            f"Cannot save mode {frame.mode!r} as VQ; supported modes are "
-            f"{', '.join(vq.MODES)}. Convert the image first."
-        )
-    mode = _COLOR_MODES[frame.mode]
-    # A transparent color (PNG's tRNS): Pillow's conversion makes it alpha.
-    if "transparency" in frame.info and not mode.endswith("A"):
-        mode += "A"
-    return mode
 
 
 def _shared_palette_indices(frames: list[Image.Image]):
