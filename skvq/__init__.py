@@ -52,9 +52,9 @@ except ImportError as error:
 _LAZY = {
     "VectorQuantizer": "quantizer",
     "code_dtype": "quantizer",
-    "QuantizedImage": "image",
-    "quantize_image": "image",
-    "segment_image": "image",
+    "QuantizedImage": "imaging",
+    "quantize_image": "imaging",
+    "segment_image": "imaging",
 }
 
 __all__ = [

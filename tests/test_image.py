@@ -1,9 +1,11 @@
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from skvq import VectorQuantizer, quantize_image, segment_image
-from skvq.image import image_to_array, reconstruct
+from skvq.imaging import color_mode, image_to_array, reconstruct
 
 
 def test_quantize_array_returns_rounded_reconstruction(small_photo):
@@ -66,6 +68,68 @@ def test_grayscale_array_gets_one_channel():
     assert result.report.n_features == 1
 
 
+def palette_image():
+    image = Image.fromarray(np.array([[0, 1, 2], [2, 1, 0]], np.uint8), "P")
+    image.putpalette([10, 20, 30, 200, 100, 50, 0, 0, 255])
+    return image
+
+
+def rgba_palette_image():
+    image = palette_image()
+    image.putpalette([10, 20, 30, 0, 200, 100, 50, 128, 0, 0, 255, 255], "RGBA")
+    return image
+
+
+def transparent_index_image():
+    image = palette_image()
+    image.info["transparency"] = 1
+    return image
+
+
+def gray_with_transparent_level():
+    image = Image.fromarray(np.array([[0, 50, 100], [100, 50, 0]], np.uint8))
+    image.info["transparency"] = 50
+    return image
+
+
+def rgb_with_transparent_color():
+    image = palette_image().convert("RGB")
+    image.info["transparency"] = (200, 100, 50)
+    return image
+
+
+def palette_alpha_image():
+    image = palette_image().convert("PA")
+    image.putalpha(Image.fromarray(np.array([[0, 9, 255], [255, 9, 0]], np.uint8)))
+    return image
+
+
+@pytest.mark.parametrize(
+    ("make_image", "mode"),
+    [
+        (palette_image, "RGB"),
+        (rgba_palette_image, "RGBA"),
+        (transparent_index_image, "RGBA"),
+        (gray_with_transparent_level, "LA"),
+        (rgb_with_transparent_color, "RGBA"),
+        (palette_alpha_image, "RGBA"),
+    ],
+)
+def test_one_alpha_policy_for_arrays_quantize_image_and_vq_files(make_image, mode):
+    image = make_image()
+    assert color_mode(image) == mode
+    # Pillow's own conversion to that mode is the oracle for the colors.
+    expected = np.asarray(image.convert(mode))
+    np.testing.assert_array_equal(image_to_array(image), expected)
+    # At most 3 colors and K = 4: both keep every color and alpha value.
+    result = quantize_image(image, 4, random_state=0)
+    np.testing.assert_array_equal(result.reconstruction, expected)
+    buffer = io.BytesIO()
+    image.save(buffer, format="VQ", k=4)
+    with Image.open(buffer) as opened:
+        np.testing.assert_array_equal(np.asarray(opened.convert(mode)), expected)
+
+
 def test_unsupported_mode_is_named():
     with pytest.raises(ValueError, match="Image mode 'I;16' is not supported"):
         quantize_image(Image.new("I;16", (4, 4)), 2)
@@ -126,3 +190,12 @@ def test_reconstruct_is_the_rounded_codebook_row_of_each_code(dtype, n_codes, ch
 def test_reconstruct_rejects_codes_beyond_the_codebook(dtype):
     with pytest.raises(IndexError, match="out of bounds"):
         reconstruct(np.zeros((4, 3)), np.array([0, 4], dtype=dtype))
+
+
+def test_former_module_name_still_imports():
+    import skvq.image
+    import skvq.imaging
+
+    for name in skvq.image.__all__:
+        assert getattr(skvq.image, name) is getattr(skvq.imaging, name)
+    assert {"reconstruct", *skvq.imaging.__all__} <= set(skvq.image.__all__)

@@ -14,7 +14,7 @@ from PIL import Image, ImageCms, ImageFile, ImageSequence, UnidentifiedImageErro
 import skvq
 from skvq import VectorQuantizer, quantize_image
 from skvq import format as vq
-from skvq.image import reconstruct
+from skvq.imaging import reconstruct
 
 MODES = ["RGB", "RGBA", "L", "LA", "P", "1"]
 
@@ -34,6 +34,8 @@ def color_mode(image) -> str:
     if image.mode == "P":
         alpha = "transparency" in image.info or image.palette.mode == "RGBA"
         return "RGBA" if alpha else "RGB"
+    if image.mode == "PA":
+        return "RGBA"
     return "L" if image.mode == "1" else image.mode
 
 
@@ -502,9 +504,9 @@ def test_bad_options(tmp_path, options, message):
     assert not path.exists()  # Pillow removes the file it created
 
 
-@pytest.mark.parametrize("mode", ["CMYK", "I", "F", "I;16", "HSV", "PA", "YCbCr"])
+@pytest.mark.parametrize("mode", ["CMYK", "I", "F", "I;16", "HSV", "YCbCr", "La"])
 def test_unsupported_modes(mode):
-    with pytest.raises(ValueError, match=f"Cannot save mode '{mode}' as VQ"):
+    with pytest.raises(ValueError, match=f"Image mode '{mode}' is not supported"):
         save_bytes(Image.new(mode, (2, 2)))
 
 
