@@ -6,11 +6,9 @@ palette reused as is, a shared codebook, or a codebook fitted by K-Means;
 codes of the nearest codeword, or dithered. The Pillow plugin,
 :func:`skvq.save`, the batch runner and the CLI all go through it.
 
-How colors are compared
------------------------
-Plain images (no alpha, ``color_space="rgb"``) are fitted and coded as
-:class:`~skvq.VectorQuantizer` does it on the pixel values: codes of the
-nearest centroid, the tutorial's accounting.
+How colors are compared: plain images (no alpha, ``color_space="rgb"``)
+are fitted and coded as :class:`~skvq.VectorQuantizer` does it on the
+pixel values, codes of the nearest centroid, the tutorial's accounting.
 
 Otherwise colors are compared in *features*: the colors themselves, or
 their OkLab coordinates (``color_space="oklab"``), scaled to 0..255. With

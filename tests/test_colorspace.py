@@ -57,3 +57,24 @@ def test_colors_outside_the_gamut_are_clipped():
     assert rgb.min() >= 0 and rgb.max() <= 255
     np.testing.assert_allclose(rgb[0], 255)
     np.testing.assert_allclose(rgb[2], 0)
+
+
+def test_color_space_benchmark_runs(capsys):
+    pytest.importorskip("ssimulacra2")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_color_space.py"
+    spec = importlib.util.spec_from_file_location("bench_color_space", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--quick"])
+    rows = [
+        line.strip("| ").split(" | ")
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| 16 ")
+    ]
+    assert {row[1] for row in rows} == {"rgb", "oklab"}
+    for _, _, _, ssimulacra, ciede, psnr, seconds in rows:
+        assert -100 < float(ssimulacra) < 100
+        assert 0 < float(ciede) < 20 and 20 < float(psnr) < 40 and float(seconds) > 0

@@ -449,3 +449,14 @@ def test_real_kernel_keeps_transparency(rgba):
 def test_encoder_module_needs_no_pillow():
     source = Path(encoder.__file__).read_text()
     assert "PIL" not in source
+
+
+def test_alpha_benchmark_runs(capsys):
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_alpha.py"
+    spec = importlib.util.spec_from_file_location("bench_alpha", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--quick"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if "sprites" in line]
+    skvq_row = next(row for row in rows if "| skvq |" in row).strip("| ").split(" | ")
+    assert skvq_row[3:5] == ["0", "255"]  # transparent stays 0, opaque 255
