@@ -144,13 +144,22 @@ def encode_files(pairs, *, overwrite=False, n_jobs=None, progress=None, **option
     progress : callable, optional
         Called with each :class:`FileResult` as it completes.
     **options
-        Options of the .vq writer (``k``, ``random_state``, ``coding``, ...).
+        Options of the .vq writer (``k``, ``random_state``, ``coding``,
+        ``dither``, ``color_space``, ...; see :mod:`skvq.pillow_plugin`).
 
     Returns
     -------
     list of FileResult
         In completion order.
+
+    Raises
+    ------
+    ValueError
+        For an unknown or invalid option, before any file is read.
     """
+    from .pillow_plugin import _check_options
+
+    _check_options(options)
     return _run(_encode_file, pairs, (options, overwrite), n_jobs, progress)
 
 

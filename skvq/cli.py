@@ -93,6 +93,7 @@ def _encode(args):
     from .batch import encode_files
 
     options = {"k": args.k, "random_state": args.random_state}
+    options.update(dither=args.dither, color_space=args.color_space)
     if args.coding is not None:
         options["coding"] = args.coding
     if args.codebook is not None:
@@ -276,6 +277,19 @@ def _jobs(text):
         ) from None
 
 
+def _dither_method(text):
+    from .encoder import dither_method
+
+    try:
+        return dither_method(text)
+    except ValueError as error:
+        # "--dither photo.png out.vq" takes the input for a method.
+        raise argparse.ArgumentTypeError(
+            f"{error} For the best method, put --dither after the files or "
+            "write --dither=METHOD."
+        ) from None
+
+
 def _add_batch_arguments(parser, what):
     parser.add_argument(
         "-o",
@@ -324,6 +338,26 @@ def _build_parser():
         help="use the codebook in BOOK (from 'skvq fit-codebook') instead of "
         "fitting one per image; -k is then ignored. Load only files you trust: "
         "they are joblib pickles",
+    )
+    encode.add_argument(
+        "--dither",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_dither_method,
+        metavar="METHOD",
+        help="diffuse each pixel's color error over its neighbors: smoother "
+        "gradients, no banding, for a lower PSNR; METHOD names a method (the "
+        "best one without it; write --dither=METHOD, or --dither after the "
+        "files). The codebook stays the same",
+    )
+    encode.add_argument(
+        "--color-space",
+        choices=("rgb", "oklab"),
+        default="rgb",
+        help="where colors are fitted and matched: rgb, the pixel values "
+        "(default), or oklab, where distances follow perceived differences; "
+        "files store sRGB colors either way",
     )
     _add_batch_arguments(encode, ".vq file")
     encode.set_defaults(run=_encode)

@@ -3,12 +3,13 @@ segmentation."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _lloyd
+from . import _lloyd, encoder
 from .bits import BitReport
 
 if TYPE_CHECKING:  # imported when used: Image.open needs no scikit-learn
@@ -19,6 +20,7 @@ __all__ = [
     "color_mode",
     "image_to_array",
     "quantize_image",
+    "reconstruct",
     "segment_image",
 ]
 
@@ -88,21 +90,49 @@ def image_to_array(image) -> np.ndarray:
 
     Parameters
     ----------
-    image : PIL.Image.Image or array-like
+    image : PIL.Image.Image, path or array-like
         A PIL image, converted to the mode :func:`color_mode` gives (P
         images become RGB or RGBA, with alpha whenever they have
-        transparency), or an array of shape (height, width) or (height,
+        transparency); the path of an image file, opened with Pillow (its
+        first frame); or an array of shape (height, width) or (height,
         width, channels) with values in 0..255.
 
     Returns
     -------
     ndarray of shape (height, width, channels), uint8
+
+    Raises
+    ------
+    ValueError
+        For unsupported modes, values outside 0..255, and arrays that are
+        not images, such as the ``(n_pixels, channels)`` pixel lists
+        :class:`~skvq.VectorQuantizer` takes.
     """
-    if hasattr(image, "has_transparency_data"):  # duck-typed: no Pillow needed
+    return _image_array(image)[0]
+
+
+def _image_array(image) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The image as (height, width, channels) uint8, and its array's shape."""
+    if isinstance(image, (str, os.PathLike)):
+        from PIL import Image
+
+        with Image.open(image) as opened:
+            return _image_array(opened)
+    is_pil = hasattr(image, "has_transparency_data")  # duck-typed: no Pillow
+    if is_pil:
         mode = color_mode(image)
         if image.mode != mode:
             image = image.convert(mode)
     array = np.asarray(image)
+    shape = array.shape
+    if array.ndim == 2 and not is_pil and 1 <= shape[1] <= 4 < shape[0]:
+        raise ValueError(
+            f"An array of shape {shape} looks like a list of pixels (n_pixels, "
+            "channels), not an image: pass the image, of shape (height, width, "
+            "channels) (e.g. pixels.reshape(height, width, channels)), or fit a "
+            "VectorQuantizer on the pixels. A gray image this narrow needs an "
+            f"explicit channel axis: shape {(*shape, 1)}."
+        )
     if array.ndim == 2:
         array = array[:, :, np.newaxis]
     if array.ndim != 3 or array.shape[2] < 1:
@@ -123,7 +153,7 @@ def image_to_array(image) -> np.ndarray:
                 "to 0..255 and round them first."
             )
         array = array.astype(np.uint8)
-    return array
+    return array, shape
 
 
 @dataclass(frozen=True)
@@ -132,17 +162,23 @@ class QuantizedImage:
 
     Attributes
     ----------
-    reconstruction : ndarray of shape (height, width, channels), uint8
+    reconstruction : ndarray, uint8
         Each pixel replaced by its codebook color, rounded to the nearest
-        integer.
+        integer; the shape of the image's array (``(height, width)`` for a
+        2-D gray array or an "L" image), so ``Image.fromarray`` takes it.
     codes : ndarray of shape (height, width)
         The label map: the index of each pixel's codebook color.
     codebook : ndarray of shape (n_codes, channels), float64
-        The colors (K-Means centroids).
+        The colors, before rounding: the K-Means centroids; with
+        ``color_space="oklab"``, alpha or dithering, the colors chosen, in
+        the image's values.
     report : BitReport
         The bit accounting.
     quantizer : VectorQuantizer
-        The fitted estimator, reusable on other images.
+        The fitted estimator (or the ``codebook`` given), reusable on other
+        images with ``quantize_image(image, codebook=result.quantizer)``.
+        With ``color_space="oklab"`` or alpha it was fitted on the features
+        :mod:`skvq.encoder` describes, not on the pixel values.
     """
 
     reconstruction: np.ndarray
@@ -157,15 +193,33 @@ class QuantizedImage:
         return _quantized_image_html(self)
 
 
-def quantize_image(image, n_clusters=16, **params) -> QuantizedImage:
+def quantize_image(
+    image, n_clusters=16, *, codebook=None, dither=False, color_space="rgb", **params
+) -> QuantizedImage:
     """Quantize an image to ``n_clusters`` colors in one call.
 
     Parameters
     ----------
-    image : PIL.Image.Image or array-like
-        See :func:`image_to_array`.
+    image : PIL.Image.Image, path or array-like
+        See :func:`image_to_array`. Arrays of 2 or 4 channels are gray or
+        RGB with alpha, as for :func:`PIL.Image.fromarray`.
     n_clusters : int, default=16
-        Number of colors ``K``.
+        Number of colors ``K``. With alpha and fully transparent pixels,
+        one color is reserved for them (see :mod:`skvq.encoder`).
+    codebook : VectorQuantizer, optional
+        Reuse a fitted quantizer's codebook instead of fitting one, e.g.
+        ``result.quantizer`` of another image (whatever its ``color_space``)
+        or one from ``skvq fit-codebook``; ``n_clusters`` and ``**params``
+        are then ignored.
+    dither : bool or str, default=False
+        False: each pixel gets its nearest color, the tutorial's way. True:
+        error diffusion by the library's best method, or a method's name
+        (see :mod:`skvq.dither`); smoother gradients, less banding, at a
+        lower PSNR. The codebook is the same as without dithering.
+    color_space : {"rgb", "oklab"}, default="rgb"
+        Where colors are fitted and matched: the pixel values (the
+        tutorial's K-Means), or OkLab, where distances follow perceived
+        color differences. The codebook is sRGB either way.
     **params
         Other :class:`VectorQuantizer` parameters, e.g. ``random_state``.
 
@@ -173,6 +227,10 @@ def quantize_image(image, n_clusters=16, **params) -> QuantizedImage:
     -------
     QuantizedImage
         Reconstruction, codes, codebook, bit report and the fitted quantizer.
+
+    See Also
+    --------
+    reconstruct : Colors of codes, rounded to uint8.
 
     Examples
     --------
@@ -183,37 +241,61 @@ def quantize_image(image, n_clusters=16, **params) -> QuantizedImage:
     >>> result.report.compressed_bits
     1093504
     """
-    from .quantizer import VectorQuantizer
-
-    array = image_to_array(image)
+    array, shape = _image_array(image)
     height, width, channels = array.shape
-    pixels = array.reshape(-1, channels)
-    quantizer = VectorQuantizer(n_clusters=n_clusters, **params)
-    codes = quantizer.fit_transform(pixels)
-    reconstruction = reconstruct(quantizer.codebook_, codes).reshape(array.shape)
+    alpha = channels in (2, 4)
+    encoding = encoder.encode(
+        array[np.newaxis],
+        alpha=alpha,
+        n_clusters=n_clusters,
+        codebook=codebook,
+        dither=dither,
+        color_space=color_space,
+        **params,
+    )
+    codes = encoding.codes[0]
     return QuantizedImage(
-        reconstruction=reconstruction,
-        codes=codes.reshape(height, width),
-        codebook=quantizer.codebook_,
-        report=quantizer.bit_report(height * width),
-        quantizer=quantizer,
+        reconstruction=reconstruct(encoding.centroids, codes).reshape(shape),
+        codes=codes,
+        codebook=encoding.centroids,
+        report=BitReport(height * width, channels, len(encoding.centroids)),
+        quantizer=encoding.quantizer,
     )
 
 
 def reconstruct(codebook, codes) -> np.ndarray:
     """Codebook colors of ``codes``, rounded (not truncated) to uint8.
 
+    :meth:`VectorQuantizer.inverse_transform` gives the codebook rows as
+    they are, float64; this is the image a file stores and
+    :func:`quantize_image` returns, ready for ``Image.fromarray``.
+
     Parameters
     ----------
     codebook : ndarray of shape (n_codes, channels)
+        Colors, e.g. ``quantizer.codebook_``.
     codes : ndarray of integers, any shape
+        E.g. the output of :meth:`VectorQuantizer.transform`.
 
     Returns
     -------
     ndarray of shape ``codes.shape[:-1] + (channels,)`` if the last axis of
     ``codes`` has length 1, else ``codes.shape + (channels,)``; uint8.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvq import VectorQuantizer
+    >>> pixels = np.array([[0, 0, 0], [0, 0, 1], [250, 251, 255]], np.uint8)
+    >>> vq = VectorQuantizer(2, random_state=0).fit(pixels)
+    >>> vq.inverse_transform(vq.transform(pixels))[0]
+    array([0. , 0. , 0.5])
+    >>> reconstruct(vq.codebook_, vq.transform(pixels))
+    array([[  0,   0,   0],
+           [  0,   0,   0],
+           [250, 251, 255]], dtype=uint8)
     """
-    palette = np.clip(np.rint(codebook), 0, 255).astype(np.uint8)
+    palette = encoder.round_colors(codebook)
     codes = np.asarray(codes)
     if codes.ndim >= 1 and codes.shape[-1] == 1:
         codes = codes[..., 0]
@@ -233,7 +315,7 @@ def segment_image(image, n_clusters=16, **params) -> np.ndarray:
 
     Parameters
     ----------
-    image : PIL.Image.Image or array-like
+    image : PIL.Image.Image, path or array-like
         See :func:`image_to_array`.
     n_clusters : int, default=16
         Number of segments.

@@ -19,6 +19,15 @@ Save options (``im.save(..., k=..., ...)``):
     codebook (see ``skvq fit-codebook``). ``k`` and the K-Means options are
     then ignored; the quantizer must have been fitted on as many channels
     as the image has (3 for RGB, 4 for RGBA, 1 for L).
+``dither``
+    False (default): each pixel gets its nearest color. True: error
+    diffusion by the library's best method; or a method's name (see
+    :mod:`skvq.dither`). The codebook is the same as without dithering.
+``color_space``
+    "rgb" (default): K-Means fits the pixel values, the tutorial's way.
+    "oklab": colors are fitted and matched in OkLab, where distances follow
+    perceived differences; the file still stores sRGB colors, and each
+    pixel's code is its exact nearest (in OkLab) stored color.
 ``coding``
     Index coding: "auto" (default) stores the smaller of "raw" and "zstd";
     "raw" is exactly ``ceil(log2 K)`` bits per pixel, as the tutorial
@@ -31,6 +40,15 @@ Save options (``im.save(..., k=..., ...)``):
 ``append_images``
     With ``save_all=True``, more frames. All frames share one codebook,
     fitted on all of them, and must have the same size.
+
+Any other option raises :class:`ValueError` naming the valid ones
+(:data:`SAVE_OPTIONS`): a misspelled ``K=32`` or ``n_clusters=32`` would
+otherwise silently write 16 colors.
+
+Images with alpha keep fully transparent pixels exactly transparent (one
+codeword, whatever their invisible colors) and fully opaque pixels exactly
+opaque; translucent pixels are matched with their color weighted by their
+opacity (see :mod:`skvq.encoder`).
 
 Supported modes are RGB, RGBA, L, LA, P, PA and 1; whether an image has
 alpha is decided by :func:`skvq.imaging.color_mode`, as for
@@ -54,7 +72,9 @@ decode into a wrong image (see ``docs/robustness.md``).
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -65,13 +85,27 @@ from . import encoder
 from . import format as vq
 from .imaging import color_mode, image_to_array
 
-__all__ = ["VqImageFile", "register"]
+__all__ = ["SAVE_OPTIONS", "VqImageFile", "register"]
 
 FORMAT = "VQ"
 MIME_TYPE = "image/x-vq"
 EXTENSION = ".vq"
 DEFAULT_K = 16
 DEFAULT_CODING = "auto"
+# Save options of :func:`skvq.encoder.encode` besides k.
+_ENCODER_OPTIONS = ("codebook", "dither", "color_space", *encoder.QUANTIZER_OPTIONS)
+#: Every save option of the format.
+SAVE_OPTIONS = ("k", "coding", *_ENCODER_OPTIONS, "icc_profile", "exif", "dpi")
+# Pillow's own options of every format that saves sequences (Image.save
+# removes save_all before a plugin runs, unless it was set in encoderinfo).
+_PILLOW_OPTIONS = ("save_all", "append_images")
+# Names people reach for, and the option they mean.
+_OTHER_NAMES = {
+    "n_clusters": "the number of colors is k in save options",
+    "K": "the number of colors is k, lowercase",
+    "n_colors": "the number of colors is k",
+    "colors": "the number of colors is k",
+}
 # Largest codebook that opens as a "P" image.
 _MAX_PALETTE = 256
 
@@ -212,10 +246,7 @@ def _frames(sequence: Image.Image) -> list[Image.Image]:
 def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
     """Validate, quantize, encode, then write: nothing is written on error."""
     options = im.encoderinfo
-    k = _check_k(options.get("k", DEFAULT_K))
-    coding = _check_coding(options.get("coding", DEFAULT_CODING))
-    params = {key: options[key] for key in encoder.QUANTIZER_OPTIONS if key in options}
-    quantizer = encoder.make_quantizer(k, **params)
+    encode_options = _check_options(options)
     size = frames[0].size
     for frame in frames:
         if frame.size != size:
@@ -224,13 +255,17 @@ def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
             )
     mode = encoder.common_color_mode(color_mode(frame) for frame in frames)
     colors = np.stack([image_to_array(frame.convert(mode)) for frame in frames])
-    codebook, codes = encoder.encode(
-        colors,
-        quantizer,
-        codebook=options.get("codebook"),
-        indices=_shared_palette_indices(frames),
-        max_codes=vq.MAX_CODES,
-    )
+    with warnings.catch_warnings():
+        # Fewer distinct colors than k is fine for a file: K is just smaller.
+        warnings.filterwarnings("ignore", message="X has .* distinct rows")
+        encoding = encoder.encode(
+            colors,
+            alpha=mode.endswith("A"),
+            indices=_shared_palette_indices(frames),
+            max_codes=vq.MAX_CODES,
+            **encode_options,
+        )
+    codebook = encoding.codebook
     modes = {frame.mode for frame in frames}
     source_mode = modes.pop() if len(modes) == 1 else mode
     _, channels, max_codes = vq.MODES.get(source_mode, (None, (), 0))
@@ -244,11 +279,47 @@ def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
         height,
         source_mode,
         codebook,
-        codes.reshape(len(frames), height, width),
+        encoding.codes,
         metadata=_metadata(im),
-        coding=coding,
+        coding=options.get("coding", DEFAULT_CODING),
     )
     fp.write(data)
+
+
+def _check_options(options) -> dict:
+    """Check save options before any work; :func:`skvq.encoder.encode`'s share.
+
+    Raises ValueError for an unknown option (with the valid ones) or a bad
+    value.
+    """
+    unknown = sorted(set(options) - set(SAVE_OPTIONS) - set(_PILLOW_OPTIONS))
+    if unknown:
+        raise ValueError(_unknown_options_message(unknown))
+    _check_coding(options.get("coding", DEFAULT_CODING))
+    encode_options = {"n_clusters": _check_k(options.get("k", DEFAULT_K))}
+    encode_options.update(
+        (key, options[key]) for key in _ENCODER_OPTIONS if key in options
+    )
+    encoder.check_options(**encode_options)
+    return encode_options
+
+
+def _unknown_options_message(unknown: list[str]) -> str:
+    valid = sorted({*SAVE_OPTIONS, *_PILLOW_OPTIONS})
+    hints = []
+    for name in unknown:
+        if name in _OTHER_NAMES:
+            hints.append(f"{name!r}: {_OTHER_NAMES[name]}")
+        else:
+            close = difflib.get_close_matches(name.lower(), valid, n=1)
+            if close:
+                hints.append(f"{name!r}: did you mean {close[0]!r}?")
+    names = ", ".join(map(repr, unknown))
+    return (
+        f"Unknown VQ save option{'s' if len(unknown) > 1 else ''} {names}"
+        + (f" ({'; '.join(hints)})" if hints else "")
+        + f". Valid options: {', '.join(valid)}."
+    )
 
 
 def _check_coding(coding) -> str:
