@@ -37,6 +37,10 @@ _COLOR_MODES = {
 }
 
 
+class UnsupportedModeError(ValueError):
+    """An image mode skvq does not quantize ("CMYK", "I;16", ...)."""
+
+
 def color_mode(image) -> str:
     """The mode that holds a PIL image's colors: "L", "LA", "RGB" or "RGBA".
 
@@ -58,9 +62,9 @@ def color_mode(image) -> str:
 
     Raises
     ------
-    ValueError
-        For other modes ("I;16", "CMYK", ...), which need a conversion the
-        caller should choose.
+    UnsupportedModeError
+        A :class:`ValueError`, for other modes ("I;16", "CMYK", ...), which
+        need a conversion the caller should choose.
 
     Examples
     --------
@@ -74,7 +78,7 @@ def color_mode(image) -> str:
     """
     mode = image.mode
     if mode not in _COLOR_MODES:
-        raise ValueError(
+        raise UnsupportedModeError(
             f"Image mode {mode!r} is not supported; supported modes are "
             f"{', '.join(_COLOR_MODES)}. Convert the image first, e.g. with "
             "image.convert('RGB')."
