@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _lloyd, encoder
 from .bits import BitReport
+from .metrics import psnr
 
 if TYPE_CHECKING:  # imported when used: Image.open needs no scikit-learn
     from .quantizer import VectorQuantizer
@@ -183,6 +184,9 @@ class QuantizedImage:
         images with ``quantize_image(image, codebook=result.quantizer)``.
         With ``color_space="oklab"`` or alpha it was fitted on the features
         :mod:`skvq.encoder` describes, not on the pixel values.
+    psnr : float
+        PSNR of the reconstruction against the image, in dB (every channel,
+        alpha included; peak 255).
     """
 
     reconstruction: np.ndarray
@@ -190,6 +194,7 @@ class QuantizedImage:
     codebook: np.ndarray
     report: BitReport
     quantizer: VectorQuantizer
+    psnr: float
 
     def _repr_html_(self) -> str:
         from .display import _quantized_image_html  # Pillow only when displayed
@@ -258,12 +263,14 @@ def quantize_image(
         **params,
     )
     codes = encoding.codes[0]
+    reconstruction = reconstruct(encoding.centroids, codes).reshape(array.shape)
     return QuantizedImage(
-        reconstruction=reconstruct(encoding.centroids, codes).reshape(shape),
+        reconstruction=reconstruction.reshape(shape),
         codes=codes,
         codebook=encoding.centroids,
         report=BitReport(height * width, channels, len(encoding.centroids)),
         quantizer=encoding.quantizer,
+        psnr=psnr(array, reconstruction),
     )
 
 
