@@ -242,8 +242,14 @@ def _encode_file(source, target, options, overwrite):
 def _decode_file(source, target, overwrite):
     from PIL import Image
 
+    from .format import read_header
+
     image_format = Image.registered_extensions().get(Path(target).suffix.lower())
-    with Image.open(source) as image:
+    # Refuse anything but a .vq file, with the messages of ``skvq info``;
+    # Pillow alone would convert any image it reads.
+    with open(source, "rb") as fp:
+        read_header(fp)
+    with Image.open(source, formats=["VQ"]) as image:
         image.load()
         # Every frame where the target format can hold them (PNG can).
         save_all = getattr(image, "n_frames", 1) > 1 and image_format in Image.SAVE_ALL

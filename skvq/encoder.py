@@ -395,7 +395,7 @@ def _fit(quantizer, pixels, metric) -> np.ndarray:
 
 def _nearest(features, palette) -> np.ndarray:
     """Index of the nearest palette row of each feature row, exactly."""
-    from ._kmeans import assign
+    from ._engine.kmeans import assign
 
     return assign(features, np.ascontiguousarray(palette), return_distance=False)[0]
 

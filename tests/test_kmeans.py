@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.datasets import load_sample_image
 
-from skvq import VectorQuantizer, _kmeans
+from skvq import VectorQuantizer
+from skvq._engine import kmeans as _kmeans
 
 
 def brute_sq_distances(X, codebook):
@@ -356,7 +357,7 @@ def test_fixed_point_off_the_color_grid(seed, k, n_features, weighted):
     slack=st.sampled_from([0.0, 3.0, 12.0]),
 )
 def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
-    from skvq import _lloyd
+    from skvq._engine import _lloyd
 
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, 256, size=(500, 3)).astype(np.uint8)
@@ -495,7 +496,7 @@ def test_candidate_lists_of_many_boxes_on_threads(china):
 
 @pytest.mark.parametrize("n_colors", [1000, 2**20 + 5])
 def test_colors_are_looked_up_by_their_key(n_colors):
-    from skvq import _lloyd
+    from skvq._engine import _lloyd
 
     # From 2**20 colors on, the lookup runs on threads.
     colors = np.random.default_rng(0).integers(0, 256, (n_colors, 3), dtype=np.uint8)
@@ -507,7 +508,7 @@ def test_colors_are_looked_up_by_their_key(n_colors):
 def test_distinct_colors_of_many_pixels_on_threads():
     from threadpoolctl import threadpool_limits
 
-    from skvq import _lloyd
+    from skvq._engine import _lloyd
 
     # From 2**20 pixels on, both passes of the counting run on threads.
     rng = np.random.default_rng(0)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
-from skvq import _lloyd as _lloyd_kernels
+from . import _lloyd as _lloyd_kernels
 
 # Rows of at most 4 uint8 values pack into one uint32 key; up to 3 of them
 # (24-bit keys) also index a dense table of counts or codes.
@@ -373,7 +373,7 @@ def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=
     plain updates follow until one leaves every row in place: the end is a
     fixed point of plain Lloyd.
 
-    The passes run in the compiled :func:`skvq._lloyd.lloyd_epoch`, in
+    The passes run in the compiled :func:`skvq._engine._lloyd.lloyd_epoch`, in
     epochs during which no centroid moves farther than ``_REACH`` from where
     it was at the start of the epoch; each epoch gets candidate lists for
     the grid cells made with that much slack.
@@ -517,7 +517,7 @@ def _boxes(side, shift, inclusive):
 
 
 def _candidates(pyramid, centers, slack):
-    """Candidate lists of the grid's cells (see :func:`skvq._lloyd.candidates`).
+    """Candidate lists of the grid's cells (see :func:`skvq._engine._lloyd.candidates`).
 
     The lists of the coarsest boxes are made first, from all centroids; each
     finer box then considers only the candidates of its enclosing box. Only
