@@ -209,6 +209,7 @@ def encode(
     metric = _Metric(frames.shape[-1], alpha, color_space)
     pixels = frames.reshape(-1, frames.shape[-1])
     quantizer = codebook
+    distinct = None  # the distinct colors, found once for the fit and the codes
     if codebook is not None:
         centroids = _given_codebook(codebook, frames.shape[-1], max_codes)
         if metric.plain and method is None and _codebook_is_exact(codebook):
@@ -223,14 +224,17 @@ def encode(
             return Encoding(
                 quantizer.codebook_, codes.reshape(frames.shape[:-1]), quantizer
             )
-        centroids = _fit(quantizer, pixels, metric)
+        if not metric.plain:
+            distinct = _distinct(pixels)
+        centroids = _fit(quantizer, pixels, metric, distinct)
         if method is not None and not alpha:
             centroids = _refined(frames, centroids, metric, method)
         # The colors stored for this fit, for codebook=quantizer later.
         quantizer._skvq_centroids = (quantizer.codebook_, centroids)
     colors = round_colors(centroids)
     if method is None:
-        codes = _assign(pixels, colors, metric).reshape(frames.shape[:-1])
+        codes = _assign(pixels, colors, metric, distinct)
+        codes = codes.reshape(frames.shape[:-1])
     else:
         codes = np.stack([_dither(frame, colors, metric, method) for frame in frames])
     return Encoding(centroids, codes, quantizer)
@@ -358,11 +362,14 @@ def _distinct(pixels):
     return rows, counts, inverse.reshape(-1)
 
 
-def _fit(quantizer, pixels, metric) -> np.ndarray:
-    """Fit ``quantizer`` in the metric's features; the centroids' colors."""
+def _fit(quantizer, pixels, metric, distinct) -> np.ndarray:
+    """Fit ``quantizer`` in the metric's features; the centroids' colors.
+
+    ``distinct`` is ``_distinct(pixels)``, unless the metric is plain.
+    """
     if metric.plain:  # as without dithering
         return quantizer.fit(pixels).codebook_
-    rows, counts, _ = _distinct(pixels)
+    rows, counts, _ = distinct
     n_channels = pixels.shape[1]
     reserved = np.zeros((0, n_channels))
     if not metric.alpha:
@@ -400,9 +407,9 @@ def _nearest(features, palette) -> np.ndarray:
     return assign(features, np.ascontiguousarray(palette), return_distance=False)[0]
 
 
-def _assign(pixels, colors, metric) -> np.ndarray:
+def _assign(pixels, colors, metric, distinct=None) -> np.ndarray:
     """Codes of the exact nearest of ``colors`` (uint8) in the metric."""
-    rows, _, inverse = _distinct(pixels)
+    rows, _, inverse = _distinct(pixels) if distinct is None else distinct
     dtype = np.min_scalar_type(max(len(colors) - 1, 0))
     if not metric.alpha:
         codes = _nearest(metric.color_features(rows), metric.color_features(colors))

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _lloyd, encoder
+from . import encoder
+from ._engine._lloyd import take_colors
 from .bits import BitReport
 from .metrics import psnr
 
@@ -312,7 +313,7 @@ def reconstruct(codebook, codes) -> np.ndarray:
         codes = codes[..., 0]
     if codes.dtype in (np.uint8, np.uint16):
         # The compiled gather runs on threads, about 3 times faster than np.take.
-        flat = _lloyd.take_colors(palette, np.ascontiguousarray(codes).reshape(-1))
+        flat = take_colors(palette, np.ascontiguousarray(codes).reshape(-1))
         return flat.reshape(codes.shape + palette.shape[1:])
     # take along axis 0 gathers rows 2-3 times faster than fancy indexing.
     return np.take(palette, codes, axis=0)
