@@ -15,9 +15,7 @@ fall in, so a palette of 65,536 entries costs time only where it is used.
 A value outside the grid is compared with every entry.
 
 The diffusion is serpentine Floyd–Steinberg, with the error each pixel
-receives scaled by a dithering level (per pixel, from a map) and optionally
-bounded, and the error a pixel sends optionally rejected when it would pick
-a far color: see ``diffuse``.
+receives damped and optionally bounded: see ``diffuse``.
 """
 
 from libc.math cimport INFINITY, floor, sqrt
@@ -247,41 +245,33 @@ def diffuse(
     NearestSearch search,
     const pixel_t[:, :, ::1] pixels,
     code_t[:, ::1] codes,
-    const unsigned char[:, ::1] level_map,
     const unsigned char[:, ::1] mask,
     double level,
     double max_error,
-    double reject_distance,
-    double decay,
     bint bounded,
     bint alpha,
     double[:, :, ::1] targets,
 ):
     """Serpentine Floyd–Steinberg error diffusion.
 
-    Each pixel's target is its value plus the error it received, times
-    ``level`` (times ``level_map / 255`` where given). The error is then
-    shortened to at most ``max_error`` (Euclidean) and, with ``bounded``, so
-    that the target stays in the search's box. The code is the nearest entry
-    to the target; if that entry is farther than ``reject_distance`` from the
-    pixel's own value, the received error is dropped: the target becomes the
-    value itself. The error sent on is (target - entry) * ``decay``, its
-    color channels times alpha / 255 with ``alpha`` (the last channel).
+    Each pixel's target is its value plus the error it received times
+    ``level``, that error shortened to at most ``max_error`` (Euclidean) and,
+    with ``bounded``, so that the target stays in the search's box. The code
+    is the nearest entry to the target. The error sent on is target - entry,
+    its color channels times alpha / 255 with ``alpha`` (the last channel).
     Pixels where ``mask`` is 0 get code 0 and neither receive nor send error.
     ``targets``, if given, receives every target (for tests).
     """
     cdef Py_ssize_t height = pixels.shape[0], width = pixels.shape[1]
-    cdef int d = pixels.shape[2], c, j, j_own
+    cdef int d = pixels.shape[2], c, j
     cdef Py_ssize_t row, col, step, slot, end
-    cdef bint has_map = level_map is not None, has_mask = mask is not None
-    cdef bint has_targets = targets is not None, clamped = max_error < INFINITY
-    cdef bint rejecting = reject_distance < INFINITY
+    cdef bint has_mask = mask is not None, has_targets = targets is not None
+    cdef bint clamped = max_error < INFINITY
     cdef double value[MAX_CHANNELS]
     cdef double shift[MAX_CHANNELS]
     cdef double target[MAX_CHANNELS]
     cdef double sent[MAX_CHANNELS]
-    cdef double pixel_level, norm, ratio, limit, far_sq = reject_distance * reject_distance
-    cdef double weight, diff, distance
+    cdef double norm, ratio, limit, weight
     cdef const double* entry
     cdef double* this_row = <double*> malloc((width + 2) * d * sizeof(double))
     cdef double* next_row = <double*> malloc((width + 2) * d * sizeof(double))
@@ -308,13 +298,10 @@ def diffuse(
                             targets[row, col, c] = pixels[row, col, c]
                     col += step
                     continue
-                pixel_level = level
-                if has_map:
-                    pixel_level = level * (level_map[row, col] * (1.0 / 255.0))
                 norm = 0.0
                 for c in range(d):
                     value[c] = pixels[row, col, c]
-                    shift[c] = this_row[slot + c] * pixel_level
+                    shift[c] = this_row[slot + c] * level
                     norm += shift[c] * shift[c]
                 if clamped and norm > max_error * max_error:
                     ratio = max_error / sqrt(norm)
@@ -339,25 +326,10 @@ def diffuse(
                 if j < 0:
                     failed = True
                     break
-                if rejecting:
-                    entry = search.palette + j * d
-                    distance = 0.0
-                    for c in range(d):
-                        diff = value[c] - entry[c]
-                        distance += diff * diff
-                    if distance > far_sq:
-                        j_own = search.nearest(value)
-                        if j_own < 0:
-                            failed = True
-                            break
-                        if j_own != j:
-                            j = j_own
-                            for c in range(d):
-                                target[c] = value[c]
                 codes[row, col] = j
                 entry = search.palette + j * d
                 for c in range(d):
-                    sent[c] = (target[c] - entry[c]) * decay
+                    sent[c] = target[c] - entry[c]
                     if has_targets:
                         targets[row, col, c] = target[c]
                 if alpha:

@@ -204,6 +204,26 @@ def test_codes_are_exact_for_any_image_and_palette(data, channels, n_codes, meth
         np.testing.assert_array_equal(codes, textbook_floyd_steinberg(pixels, palette))
 
 
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), channels=st.integers(1, 4), n_codes=st.integers(2, 10))
+def test_adaptive_targets_stay_within_their_bounds(data, channels, n_codes):
+    # Written out from the docs: the error a pixel receives is at most 1/8 of
+    # the color range, and its adjusted value stays within 5 % of the range
+    # around the colors of pixels and palette.
+    shape = data.draw(st.tuples(st.integers(2, 8), st.integers(2, 8)))
+    values = st.integers(0, 255)
+    pixels = data.draw(hnp.arrays(np.uint8, (*shape, channels), elements=values))
+    palette = data.draw(hnp.arrays(np.uint8, (n_codes, channels), elements=values))
+    _, targets = coded_with_targets(pixels, palette, "adaptive")
+    both = np.concatenate([pixels.reshape(-1, channels), palette]).astype(float)
+    lo, hi = both.min(axis=0), both.max(axis=0)
+    color_range = max((hi - lo).max(), 1e-12)
+    shift = np.linalg.norm(targets - pixels, axis=-1)
+    assert shift.max() <= color_range / 8 * (1 + 1e-9)
+    assert (targets >= lo - color_range / 20 - 1e-9).all()
+    assert (targets <= hi + color_range / 20 + 1e-9).all()
+
+
 # --- Specks -------------------------------------------------------------------------
 
 
