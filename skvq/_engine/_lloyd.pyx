@@ -449,25 +449,28 @@ cdef inline Py_ssize_t _nearest_three(
     cdef Py_ssize_t p, j, best = -1, second = -1
     cdef double sq, d1 = INFINITY, d2 = INFINITY, d3 = INFINITY
     for p in range(indptr[cell], indptr[cell + 1]):
-        # The floors ascend: no later candidate can be among the three.
+        # The floors ascend: no later candidate can be among the three, nor
+        # tie with the nearest (a tie's floor is at most d1 <= d3).
         if floors[p] > d3:
             break
         j = indices[p]
         sq = _sq_distance(points, i, centers, j)
         # Most candidates are none of the three nearest: test that first, a
-        # branch the processor predicts well.
-        if sq < d3:
-            if sq < d2:
+        # branch the processor predicts well. A tie with the nearest may be
+        # at d3 too (three or more tied), and goes first if its index is
+        # lower: the lists are ordered by floor, not index.
+        if sq < d3 or sq == d1:
+            if sq < d1 or (sq == d1 and j < best):
                 d3 = d2
-                if sq < d1 or (sq == d1 and j < best):
-                    d2 = d1
-                    second = best
-                    d1 = sq
-                    best = j
-                else:
-                    d2 = sq
-                    second = j
-            else:
+                d2 = d1
+                second = best
+                d1 = sq
+                best = j
+            elif sq < d2:
+                d3 = d2
+                d2 = sq
+                second = j
+            elif sq < d3:
                 d3 = sq
     runner_up[0] = second
     dist[0] = d1
@@ -483,24 +486,38 @@ def nearest(
     const Py_ssize_t[::1] indices,
     const double[::1] floors,
     const double[:, ::1] centers,
+    bint return_three=False,
 ):
     """Index of and distance to the nearest centroid of each point.
 
     The candidate lists must hold each point's nearest centroid (as those
-    made by :func:`candidates` with any ``slack >= 0`` do).
+    made by :func:`candidates` with any ``slack >= 0`` do). On ties, the
+    lowest index.
+
+    With ``return_three``, also the three least squared distances to the
+    candidates of each point's box, ascending (infinite when fewer): what
+    the bounds of Lloyd's passes are made of.
     """
     cdef Py_ssize_t n = points.shape[0], i, second
     cdef double dist[3]
     labels_array = np.empty(n, dtype=np.intp)
     distance_array = np.empty(n)
+    three_array = np.empty((n if return_three else 0, 3))
     cdef Py_ssize_t[::1] labels = labels_array
     cdef double[::1] distance = distance_array
+    cdef double[:, ::1] three = three_array
     with nogil:
         for i in range(n):
             labels[i] = _nearest_three(
                 points, i, indptr, indices, floors, cell_of_point[i], centers, &second, dist
             )
             distance[i] = sqrt(dist[0])
+            if return_three:
+                three[i, 0] = dist[0]
+                three[i, 1] = dist[1]
+                three[i, 2] = dist[2]
+    if return_three:
+        return labels_array, distance_array, three_array
     return labels_array, distance_array
 
 
@@ -557,6 +574,7 @@ cdef Py_ssize_t _check_points(
     double[:, ::1] delta_sums,
     double[::1] delta_counts,
     double reach,
+    double margin,
 ) noexcept nogil:
     """Check the points ``pending`` of box ``c`` whose marks failed.
 
@@ -579,33 +597,34 @@ cdef Py_ssize_t _check_points(
             other = min(other, point.lower_runner_up - travel[r])
         if own > other:
             own = sqrt(_sq_distance(points, i, centers, a))
-            point.upper = own - travel[a]
+            point.upper = own + margin - travel[a]
             if own > rest:
                 b = _nearest_three(
                     points, i, indptr, indices, floors, c, centers, &r, dist
                 )
                 own = sqrt(dist[0])
                 point.runner_up = r
-                point.upper = own - travel[b]
+                point.upper = own + margin - travel[b]
                 if r >= 0:
-                    point.lower_runner_up = sqrt(dist[1]) + travel[r]
-                rest = min(sqrt(dist[2]), outside[c] - reach)
+                    point.lower_runner_up = sqrt(dist[1]) - margin + travel[r]
+                rest = min(sqrt(dist[2]) - margin, outside[c] - reach)
                 point.lower_rest = rest + drift[c]
-                other = min(rest, sqrt(dist[1]))
+                other = min(rest, sqrt(dist[1]) - margin)
             elif r >= 0 and own > point.lower_runner_up - travel[r]:
                 other = sqrt(_sq_distance(points, i, centers, r))
                 b = a
                 if other < own or (other == own and r < a):
-                    # The runner-up is nearer, and the rest
-                    # no nearer than the old centroid.
+                    # The runner-up is nearer (or as near, with a lower
+                    # index), and the rest farther than the old centroid.
                     b = r
                     point.runner_up = a
                     own, other = other, own
-                    point.upper = own - travel[b]
-                point.lower_runner_up = other + travel[point.runner_up]
-                other = min(other, rest)
+                    point.upper = own + margin - travel[b]
+                point.lower_runner_up = other - margin + travel[point.runner_up]
+                other = min(other - margin, rest)
             else:
                 b = a
+            own += margin
             if b != a:
                 _move(points, weights, i, a, b, delta_sums, delta_counts)
                 point.label = b
@@ -649,6 +668,7 @@ cdef Py_ssize_t _assign_boxes(
     double[:, ::1] delta_sums,
     double[::1] delta_counts,
     double reach,
+    double margin,
 ) noexcept nogil:
     """The assignment step for the points of boxes ``first_box:last_box``.
 
@@ -681,13 +701,13 @@ cdef Py_ssize_t _assign_boxes(
                 moved += _check_points(
                     pending, n_pending, c, limit, &least_gap, points, weights,
                     indptr, indices, floors, outside, centers, state, travel,
-                    drift, mark, delta_sums, delta_counts, reach,
+                    drift, mark, delta_sums, delta_counts, reach, margin,
                 )
                 n_pending = 0
         moved += _check_points(
             pending, n_pending, c, limit, &least_gap, points, weights, indptr,
             indices, floors, outside, centers, state, travel, drift, mark,
-            delta_sums, delta_counts, reach,
+            delta_sums, delta_counts, reach, margin,
         )
         box_mark[c] = least_gap
     return moved
@@ -712,6 +732,7 @@ cdef Py_ssize_t _enter_boxes(
     double[:, ::1] delta_sums,
     double[::1] delta_counts,
     double reach,
+    double margin,
 ) noexcept nogil:
     """The points of boxes ``first_box:last_box`` on entry to an epoch.
 
@@ -734,12 +755,12 @@ cdef Py_ssize_t _enter_boxes(
                 )
                 point.label = a
                 point.runner_up = r
-                point.upper = sqrt(dist[0]) - travel[a]
+                own = sqrt(dist[0]) + margin
+                point.upper = own - travel[a]
                 if r >= 0:
-                    point.lower_runner_up = sqrt(dist[1]) + travel[r]
-                own = sqrt(dist[0])
-                rest = sqrt(dist[2])
-                other = sqrt(dist[1])
+                    point.lower_runner_up = sqrt(dist[1]) - margin + travel[r]
+                rest = sqrt(dist[2]) - margin
+                other = sqrt(dist[1]) - margin
                 searched += 1
                 delta_counts[a] += weights[i]
                 for f in range(points.shape[1]):
@@ -808,6 +829,7 @@ def lloyd_epoch(
     Py_ssize_t relaxed_passes,
     bint overshot,
     double tol,
+    double margin,
     int n_threads=1,
 ):
     """Weighted Lloyd passes while the candidate lists stay valid.
@@ -829,6 +851,10 @@ def lloyd_epoch(
     the sum over passes of the largest shift of the box's candidates. A
     point is searched again only when the rest may be nearer than its
     centroid; when only the runner-up may be, one distance settles it.
+    Every bound is loosened by ``margin`` when it is set, more than the
+    rounding of the sums that make it: a point whose nearest centroids tie
+    is checked, so that it goes to the lowest index, as in a brute-force
+    search.
 
     The points are sorted by box: those of box ``c`` are
     ``points[box_start[c]:box_start[c+1]]``. A box is skipped whole while
@@ -928,6 +954,7 @@ def lloyd_epoch(
                 delta_sums[t],
                 delta_counts[t],
                 reach,
+                margin,
             )
         searched = _merge(chunk_moved, delta_sums, delta_counts, sums, counts) > 0
         while True:
@@ -955,6 +982,7 @@ def lloyd_epoch(
                         delta_sums[t],
                         delta_counts[t],
                         reach,
+                        margin,
                     )
                 moved = _merge(chunk_moved, delta_sums, delta_counts, sums, counts)
                 if moved == 0 and not overshot:

@@ -384,7 +384,7 @@ def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=
     the grid cells made with that much slack.
     """
     cell_of_row, pyramid = _grid(rows)
-    (cell_lo, _), _ = pyramid[0]
+    (cell_lo, cell_hi), _ = pyramid[0]
     n_cells = len(cell_lo)
     # The kernel takes the rows grouped by cell.
     if rows.dtype != np.uint8:
@@ -405,6 +405,7 @@ def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=
     # The last update is then a plain one, even at max_iter.
     relaxed_passes = max_iter // 2 if relaxation != 1 else 0
     n_threads = threads.for_work(len(rows), threads.LLOYD_ROWS)
+    margin = _bound_margin(cell_lo, cell_hi, _REACH)
     while True:
         indptr, indices, floors, outside = _candidates(pyramid, centers, 2 * _REACH)
         (
@@ -434,6 +435,7 @@ def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=
             relaxed_passes=relaxed_passes,
             overshot=overshot,
             tol=tol,
+            margin=margin,
             n_threads=n_threads,
         )
         n_iter += n_passes
@@ -452,6 +454,17 @@ def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=
     labels_of_rows = np.empty_like(labels)
     labels_of_rows[order] = labels
     return centers, inertia, n_iter, labels_of_rows
+
+
+def _bound_margin(cell_lo, cell_hi, reach):
+    """How much the passes loosen each bound (see ``lloyd_epoch``).
+
+    A billionth of the extent of the grid's cells and of the reach: far
+    more than the rounding of the sums of centroid moves the bounds keep,
+    far less than any distance that matters.
+    """
+    extent = float((cell_hi.max(axis=0) - cell_lo.min(axis=0)).max())
+    return 1e-9 * max(extent, reach)
 
 
 def _mean_variance(points, weights):
