@@ -67,6 +67,9 @@ setup(
             ),
             Extension("skvq._runs", ["skvq/_runs.pyx"], extra_compile_args=["-O3"]),
             Extension("skvq._dither", ["skvq/_dither.pyx"], extra_compile_args=["-O3"]),
+            Extension(
+                "skvq._context", ["skvq/_context.pyx"], extra_compile_args=["-O3"]
+            ),
         ],
         compiler_directives={"language_level": "3"},
     ),

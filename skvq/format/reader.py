@@ -110,7 +110,7 @@ def _check_index_length(header: VqHeader, length: int) -> None:
     # file announces, so a damaged width or height fails before anything is
     # allocated for it.
     coding = coding_named(header.coding)
-    expected = coding.size(header.frame_pixels, header.bits_per_code)
+    expected = coding.size(header.frame_pixels, header.n_codes)
     if expected is not None and length != expected:
         raise FormatError(
             f"damaged file: an INDX chunk holds {length} bytes; {header.width} x "
@@ -219,7 +219,7 @@ def read_frame(
     data = reader.read_data(chunk_type, length, partial=partial)
     decode = coding_named(header.coding).decode
     shape = (header.height, header.width)
-    codes = decode(data, shape, header.bits_per_code, partial)
+    codes = decode(data, shape, header.codebook, partial)
     # Codes of b bits reach 2**b - 1, past the codebook unless K is 2**b.
     if codes.size and int(codes.max()) >= header.n_codes:
         raise FormatError(

@@ -78,7 +78,7 @@ def encode_vq(
         _check_codes(frame, (height, width), n_codes, number)
         for number, frame in enumerate(frames)
     ]
-    coding, indices = _encode_frames(frames, bits, coding)
+    coding, indices = _encode_frames(frames, codebook, coding)
     index_chunks = []
     for number, data in enumerate(indices):
         if len(data) > MAX_CHUNK_LENGTH:
@@ -111,7 +111,7 @@ def encode_vq(
 
 
 def _encode_frames(
-    frames: list[np.ndarray], bits: int, coding: str
+    frames: list[np.ndarray], codebook: np.ndarray, coding: str
 ) -> tuple[str, list[bytes]]:
     """The coding used and each frame's index data in it.
 
@@ -121,19 +121,19 @@ def _encode_frames(
     """
     if coding != "auto":
         encode = coding_named(coding).encode
-        return coding, [encode(codes, bits) for codes in frames]
+        return coding, [encode(codes, codebook) for codes in frames]
     best = None
     for name in AUTO_CODINGS:
-        sizes = [coding_named(name).size(codes.size, bits) for codes in frames]
+        sizes = [coding_named(name).size(codes.size, len(codebook)) for codes in frames]
         encoded = None
         if None in sizes:
-            encoded = _encode_frames(frames, bits, name)[1]
+            encoded = _encode_frames(frames, codebook, name)[1]
             sizes = list(map(len, encoded))
         if best is None or sum(sizes) < best[1]:  # the first one on a tie
             best = (name, sum(sizes), encoded)
     name, _, encoded = best
     if encoded is None:
-        encoded = _encode_frames(frames, bits, name)[1]
+        encoded = _encode_frames(frames, codebook, name)[1]
     return name, encoded
 
 

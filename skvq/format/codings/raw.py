@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...bits import bits_per_code
 from .base import Coding
 
 # Codes are packed in blocks; a block is a multiple of 8 codes, so it fills
@@ -145,19 +146,20 @@ def _unpack_block(stream: np.ndarray, bits: int, n_codes: int) -> np.ndarray:
     return groups.ravel()[:n_codes]
 
 
-def _index_size(n_pixels: int, bits: int) -> int:
-    return -(-n_pixels * bits // 8)
+def _index_size(n_pixels: int, n_codes: int) -> int:
+    return -(-n_pixels * bits_per_code(n_codes) // 8)
 
 
-def _encode_raw(codes: np.ndarray, bits: int) -> bytes:
-    return pack_codes(codes, bits)
+def _encode_raw(codes: np.ndarray, codebook: np.ndarray) -> bytes:
+    return pack_codes(codes, bits_per_code(len(codebook)))
 
 
 def _decode_raw(
-    data: bytes, shape: tuple[int, int], bits: int, partial: bool
+    data: bytes, shape: tuple[int, int], codebook: np.ndarray, partial: bool
 ) -> np.ndarray:
     n_pixels = shape[0] * shape[1]
-    if len(data) == _index_size(n_pixels, bits):
+    bits = bits_per_code(len(codebook))
+    if len(data) == _index_size(n_pixels, len(codebook)):
         return unpack_codes(data, bits, n_pixels)
     # A truncated stream (partial): the whole codes present, then zeros.
     codes = np.zeros(n_pixels, np.uint8 if bits <= 8 else np.uint16)

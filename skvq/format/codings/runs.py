@@ -17,6 +17,7 @@ import numpy as np
 import zstandard
 
 from ... import _runs
+from ...bits import bits_per_code
 from ..container import FormatError
 from .base import Coding, damaged_unless
 from .raw import pack_codes, unpack_codes
@@ -148,11 +149,13 @@ def _bz2_decompressor(partial: bool):
 def _run_coding(name: str, compress, decompressor) -> Coding:
     return Coding(
         name,
-        lambda codes, bits: _encode_runs(codes, bits, compress),
-        lambda data, shape, bits, partial: _decode_runs(
-            data, shape, bits, partial, decompressor(partial)
+        lambda codes, codebook: _encode_runs(
+            codes, bits_per_code(len(codebook)), compress
         ),
-        lambda n_pixels, bits: None,
+        lambda data, shape, codebook, partial: _decode_runs(
+            data, shape, bits_per_code(len(codebook)), partial, decompressor(partial)
+        ),
+        lambda n_pixels, n_codes: None,
     )
 
 
