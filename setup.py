@@ -66,6 +66,7 @@ setup(
                 extra_link_args=[*OPENMP],
             ),
             Extension("skvq._runs", ["skvq/_runs.pyx"], extra_compile_args=["-O3"]),
+            Extension("skvq._dither", ["skvq/_dither.pyx"], extra_compile_args=["-O3"]),
         ],
         compiler_directives={"language_level": "3"},
     ),

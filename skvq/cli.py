@@ -92,7 +92,7 @@ def _run_batch(args, run, plan, description, verb, **kwargs):
 def _encode(args):
     from .batch import encode_files
 
-    options = {"k": args.k, "random_state": args.random_state}
+    options = {"k": args.k, "random_state": args.random_state, "mode": args.mode}
     options.update(dither=args.dither, color_space=args.color_space)
     if args.coding is not None:
         options["coding"] = args.coding
@@ -268,6 +268,15 @@ def _number_of_colors(text):
     return value
 
 
+def _jobs(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of parallel jobs (-1 for all cores), got {text!r}"
+        ) from None
+
+
 def _dither_method(text):
     from .encoder import dither_method
 
@@ -278,15 +287,6 @@ def _dither_method(text):
         raise argparse.ArgumentTypeError(
             f"{error} For the best method, put --dither after the files or "
             "write --dither=METHOD."
-        ) from None
-
-
-def _jobs(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of parallel jobs (-1 for all cores), got {text!r}"
         ) from None
 
 
@@ -332,6 +332,12 @@ def _build_parser():
         "--random-state", type=int, default=0, help="K-Means seed (default 0)"
     )
     encode.add_argument("--coding", help="index coding: auto (default), raw, zstd, bz2")
+    encode.add_argument(
+        "--mode",
+        choices=("RGB", "RGBA", "L", "LA"),
+        help="convert images to this color mode first (for CMYK, 16-bit, ...); "
+        "by default images keep theirs",
+    )
     encode.add_argument(
         "--codebook",
         metavar="BOOK",

@@ -206,7 +206,10 @@ def _figure_html(image: np.ndarray, caption: str, width: int) -> str:
 def _quantized_image_html(result: QuantizedImage, width=320) -> str:
     """The reconstruction next to its bit table, for ``QuantizedImage``."""
     report = result.report
-    caption = f"K = {report.n_codes} · {report.bits_per_pixel:.2f} bits per pixel"
+    caption = (
+        f"K = {report.n_codes} · {result.psnr:.2f} dB · "
+        f"{report.bits_per_pixel:.2f} bits per pixel"
+    )
     return (
         "<div class='skvq-quantized-image' style='display:flex;flex-wrap:wrap;"
         "gap:1em;align-items:flex-start'>"

@@ -12,6 +12,7 @@ import numpy as np
 from . import encoder
 from ._engine._lloyd import take_colors
 from .bits import BitReport
+from .metrics import psnr
 
 if TYPE_CHECKING:  # imported when used: Image.open needs no scikit-learn
     from .quantizer import VectorQuantizer
@@ -38,6 +39,10 @@ _COLOR_MODES = {
 }
 
 
+class UnsupportedModeError(ValueError):
+    """An image mode skvq does not quantize ("CMYK", "I;16", ...)."""
+
+
 def color_mode(image) -> str:
     """The mode that holds a PIL image's colors: "L", "LA", "RGB" or "RGBA".
 
@@ -59,9 +64,9 @@ def color_mode(image) -> str:
 
     Raises
     ------
-    ValueError
-        For other modes ("I;16", "CMYK", ...), which need a conversion the
-        caller should choose.
+    UnsupportedModeError
+        A :class:`ValueError`, for other modes ("I;16", "CMYK", ...), which
+        need a conversion the caller should choose.
 
     Examples
     --------
@@ -75,7 +80,7 @@ def color_mode(image) -> str:
     """
     mode = image.mode
     if mode not in _COLOR_MODES:
-        raise ValueError(
+        raise UnsupportedModeError(
             f"Image mode {mode!r} is not supported; supported modes are "
             f"{', '.join(_COLOR_MODES)}. Convert the image first, e.g. with "
             "image.convert('RGB')."
@@ -180,6 +185,9 @@ class QuantizedImage:
         images with ``quantize_image(image, codebook=result.quantizer)``.
         With ``color_space="oklab"`` or alpha it was fitted on the features
         :mod:`skvq.encoder` describes, not on the pixel values.
+    psnr : float
+        PSNR of the reconstruction against the image, in dB (every channel,
+        alpha included; peak 255).
     """
 
     reconstruction: np.ndarray
@@ -187,6 +195,7 @@ class QuantizedImage:
     codebook: np.ndarray
     report: BitReport
     quantizer: VectorQuantizer
+    psnr: float
 
     def _repr_html_(self) -> str:
         from .display import _quantized_image_html  # Pillow only when displayed
@@ -255,12 +264,14 @@ def quantize_image(
         **params,
     )
     codes = encoding.codes[0]
+    reconstruction = reconstruct(encoding.centroids, codes).reshape(array.shape)
     return QuantizedImage(
-        reconstruction=reconstruct(encoding.centroids, codes).reshape(shape),
+        reconstruction=reconstruction.reshape(shape),
         codes=codes,
         codebook=encoding.centroids,
         report=BitReport(height * width, channels, len(encoding.centroids)),
         quantizer=encoding.quantizer,
+        psnr=psnr(array, reconstruction),
     )
 
 

@@ -389,3 +389,35 @@ def test_demo_names_its_outputs_after_the_image_and_k(tmp_path):
     ]
     with Image.open(tmp_path / "flower-k4.png") as image:
         assert len(image.getcolors()) <= 4
+
+
+def test_an_unsupported_mode_names_the_option_that_converts_it(tmp_path, capsys):
+    cmyk = tmp_path / "cmyk.tif"
+    Image.new("CMYK", (8, 6), (0, 255, 255, 0)).save(cmyk)  # red
+    target = tmp_path / "cmyk.vq"
+    assert main(["encode", str(cmyk), str(target), "-k", "2"]) == EXIT_FAILED
+    error = capsys.readouterr().err
+    assert "Image mode 'CMYK' is not supported" in error
+    assert "skvq encode --mode RGB" in error
+    assert not target.exists()
+
+    args = ["encode", str(cmyk), str(target), "-k", "2", "--mode", "RGB"]
+    assert main(args) == EXIT_OK
+    with Image.open(target) as image:
+        assert image.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_mode_converts_every_frame(tmp_path):
+    frames = [Image.new("RGB", (5, 4), color) for color in ("red", "blue")]
+    source = tmp_path / "anim.gif"
+    frames[0].save(source, save_all=True, append_images=frames[1:])
+    target = tmp_path / "anim.vq"
+    assert main(["encode", str(source), str(target), "--mode", "L"]) == EXIT_OK
+    with Image.open(target) as image:
+        assert image.n_frames == 2
+        grays = []
+        for index in range(2):
+            image.seek(index)
+            grays.append(image.convert("L").getpixel((0, 0)))
+    expected = [frame.convert("L").getpixel((0, 0)) for frame in frames]
+    assert grays == expected

@@ -132,6 +132,10 @@ def test_quantized_image_html_shows_reconstruction_and_bit_table(small_photo):
     np.testing.assert_array_equal(image, result.reconstruction)
     assert "skvq-bit-report" in html
     assert f"{result.report.compressed_bits:,} bits" in html
+    error = small_photo.astype(float) - result.reconstruction
+    expected = 10 * np.log10(255**2 / np.mean(error**2))
+    assert result.psnr == pytest.approx(expected)
+    assert f"K = 4 · {expected:.2f} dB · " in html
 
 
 def test_bit_report_html_is_the_tutorials_table():

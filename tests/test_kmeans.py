@@ -12,6 +12,7 @@ from sklearn.datasets import load_sample_image
 
 from skvq import VectorQuantizer
 from skvq._engine import kmeans as _kmeans
+from skvq._engine import threads
 
 
 def brute_sq_distances(X, codebook):
@@ -460,7 +461,7 @@ def test_threads_do_not_change_the_result(china, monkeypatch):
     from threadpoolctl import threadpool_limits
 
     # Threads even for a small image (normally only from 20,000 colors on).
-    monkeypatch.setattr(_kmeans, "_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(threads, "LLOYD_ROWS", 0)
     pixels = china[::2, ::2].reshape(-1, 3)
     fits = []
     for n_threads in (1, 2, 3):

@@ -57,6 +57,11 @@ POINT_STATE = np.dtype(
 )
 
 
+def max_threads():
+    """OpenMP's limit on the threads of a parallel step (1 without OpenMP)."""
+    return omp_get_max_threads()
+
+
 def new_point_state(Py_ssize_t n):
     """State of ``n`` points before their first search (labels -1)."""
     state_array = np.empty(n, dtype=POINT_STATE)
@@ -159,13 +164,11 @@ cdef enum:
     _CHUNK_SUMS_MAX = 1 << 21
     _BATCH = 16
 
-# Seeding runs its trials on threads from this many points on, candidate
-# lists are made from this many boxes on, colors looked up from this many.
+# Every parallel loop hands out its work in pieces (dynamic schedules): when
+# the cores are shared and a thread waits for one, the others take its share
+# instead of leaving it to the end. Colors per piece of a lookup or gather:
 cdef enum:
-    _PARALLEL_SEEDING_MIN_POINTS = 1000
-    _PARALLEL_MIN_BOXES = 200
-    _PARALLEL_MIN_COLORS = 1 << 20
-
+    _ROWS_PER_GRAB = 1 << 15
 
 cdef inline double _sq_distance(
     const double[:, ::1] a, Py_ssize_t i, const double[:, ::1] b, Py_ssize_t j
@@ -343,6 +346,7 @@ def candidates(
     const Py_ssize_t[::1] pool_indptr=None,
     const Py_ssize_t[::1] pool_indices=None,
     bint ordered=True,
+    int n_threads=1,
 ):
     """Centroids that may be nearest to a point of each box, as CSR lists.
 
@@ -358,6 +362,10 @@ def candidates(
 
     With ``ordered=False``, the lists (to be pools) are in no particular
     order and ``floors`` hold squared least distances to the box.
+
+    With ``n_threads > 1``, the boxes are listed in chunks on threads, each
+    into its own buffer (each box's list is the same however the boxes are
+    split).
 
     Returns
     -------
@@ -377,11 +385,7 @@ def candidates(
     cdef Py_ssize_t n_boxes = box_lo.shape[0], n_chunks = 1
     cdef Py_ssize_t t, p, offset, total
     cdef bint pooled = pool_of_box is not None
-    # Many boxes are listed in chunks on threads, each into its own buffer
-    # (each box's list is the same however the boxes are split).
-    cdef int n_threads = 1
-    if n_boxes >= _PARALLEL_MIN_BOXES:
-        n_threads = omp_get_max_threads()
+    if n_threads > 1:
         n_chunks = _CHUNKS
     if not pooled:
         pool_of_box = pool_indptr = pool_indices = np.zeros(1, dtype=np.intp)
@@ -804,7 +808,7 @@ def lloyd_epoch(
     Py_ssize_t relaxed_passes,
     bint overshot,
     double tol,
-    Py_ssize_t parallel_min_points,
+    int n_threads=1,
 ):
     """Weighted Lloyd passes while the candidate lists stay valid.
 
@@ -841,9 +845,8 @@ def lloyd_epoch(
     The candidate lists must have been made from ``centers`` with a slack
     of ``2 * reach``.
 
-    With at least ``parallel_min_points`` points, the assignment steps run
-    on OpenMP threads (as many as OpenMP allows, which threadpoolctl can
-    limit); the result is the same with any number of threads.
+    The assignment steps run on ``n_threads`` OpenMP threads; the result is
+    the same with any number of threads.
 
     Returns
     -------
@@ -891,7 +894,6 @@ def lloyd_epoch(
     # so that the result does not depend on the number of threads.
     cdef Py_ssize_t t
     cdef Py_ssize_t n_chunks = min(_CHUNKS, n_boxes, max(8, _CHUNK_SUMS_MAX // (k * (d + 1))))
-    cdef int n_threads = omp_get_max_threads() if n >= parallel_min_points else 1
     chunk_box_array = np.searchsorted(
         np.asarray(box_start), np.arange(n_chunks + 1) * n // n_chunks
     ).astype(np.intp)
@@ -1038,6 +1040,7 @@ def greedy_kmeans_plusplus(
     const double[::1] weights,
     Py_ssize_t first,
     const double[:, ::1] draws,
+    int n_threads=1,
 ):
     """Indices of the points chosen by greedy k-means++ seeding.
 
@@ -1057,6 +1060,9 @@ def greedy_kmeans_plusplus(
         Uniform draws in [0, 1): ``draws[c]`` pick the candidates for
         centroid ``c + 1`` with probability proportional to weight times
         squared distance to the nearest centroid so far.
+    n_threads : int, default=1
+        Threads the trials of a centroid run on, each summing its potential
+        in order: the choice does not depend on the number of threads.
 
     Returns
     -------
@@ -1066,9 +1072,6 @@ def greedy_kmeans_plusplus(
     cdef Py_ssize_t n_clusters = draws.shape[0] + 1
     cdef Py_ssize_t c, t, i, lo, hi, mid, best
     cdef double potential, target
-    # The trials of a centroid run on threads, each summing its potential in
-    # order: the choice does not depend on the number of threads.
-    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_SEEDING_MIN_POINTS else 1
     chosen_array = np.empty(n_clusters, dtype=np.intp)
     closest_array = np.empty(n)
     cumulative_array = np.empty(n)
@@ -1101,7 +1104,7 @@ def greedy_kmeans_plusplus(
                     else:
                         hi = mid
                 candidates[t] = lo
-            for t in prange(n_trials, schedule="static", num_threads=n_threads):
+            for t in prange(n_trials, schedule="dynamic", num_threads=n_threads):
                 trial_potentials[t] = _trial(
                     points, weights, closest, candidates[t], trials[t]
                 )
@@ -1121,7 +1124,7 @@ ctypedef fused table_t:
     double
 
 
-def distinct_colors(const unsigned char[:, ::1] colors):
+def distinct_colors(const unsigned char[:, ::1] colors, int n_threads=1):
     """The keys of the distinct colors, sorted, and how often each occurs.
 
     A key is a color's bytes read big-endian; at most 3 channels. RGB colors
@@ -1129,8 +1132,8 @@ def distinct_colors(const unsigned char[:, ::1] colors):
     part fit in a 64k table in the processor's cache: two passes over the
     colors, where sorting the keys of tens of millions of pixels takes a good
     part of a second and counting them in one 16M table misses the cache at
-    every pixel. Both passes run on threads, in fixed chunks: the result does
-    not depend on the number of threads.
+    every pixel. Both passes run on ``n_threads`` threads, in fixed chunks:
+    the result does not depend on the number of threads.
 
     Returns
     -------
@@ -1143,7 +1146,6 @@ def distinct_colors(const unsigned char[:, ::1] colors):
     cdef Py_ssize_t i, t, part, group, rest, position, lo, hi, n_distinct = 0
     cdef Py_ssize_t n_chunks = _CHUNKS, n_groups = _CHUNKS
     cdef Py_ssize_t parts_per_group = 256 // _CHUNKS
-    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_MIN_COLORS else 1
     chunk_start_array = (np.arange(n_chunks + 1) * n // n_chunks).astype(np.intp)
     # cursor[t, part]: where chunk t writes its next color of that part.
     cursor_array = np.zeros((n_chunks, 256), dtype=np.intp)
@@ -1160,7 +1162,7 @@ def distinct_colors(const unsigned char[:, ::1] colors):
     cdef Py_ssize_t[:, ::1] tables = tables_array
     cdef Py_ssize_t[::1] slot = slot_array
     cdef Py_ssize_t[::1] found = found_array
-    for t in prange(n_chunks, nogil=True, schedule="static", num_threads=n_threads):
+    for t in prange(n_chunks, nogil=True, schedule="dynamic", num_threads=n_threads):
         for i in range(chunk_start[t], chunk_start[t + 1]):
             cursor[t, colors[i, 0]] += 1
     position = 0
@@ -1175,7 +1177,7 @@ def distinct_colors(const unsigned char[:, ::1] colors):
     counts_array = np.empty(slot[256])
     cdef unsigned int[::1] keys = keys_array
     cdef double[::1] counts = counts_array
-    for t in prange(n_chunks, nogil=True, schedule="static", num_threads=n_threads):
+    for t in prange(n_chunks, nogil=True, schedule="dynamic", num_threads=n_threads):
         for i in range(chunk_start[t], chunk_start[t + 1]):
             part = colors[i, 0]
             rest_of[cursor[t, part]] = (colors[i, 1] << 8) | colors[i, 2]
@@ -1220,14 +1222,18 @@ def _distinct_small_colors(const unsigned char[:, ::1] colors):
     return keys_array.astype(np.uint32), table_array[keys_array].astype(np.float64)
 
 
-def look_up_colors(const unsigned char[:, ::1] colors, const table_t[::1] table):
-    """``table[key]`` for the key of each color (see :func:`distinct_colors`)."""
+def look_up_colors(
+    const unsigned char[:, ::1] colors, const table_t[::1] table, int n_threads=1
+):
+    """``table[key]`` for the key of each color (see :func:`distinct_colors`),
+    on ``n_threads`` threads."""
     cdef Py_ssize_t n = colors.shape[0], d = colors.shape[1], i, f
     cdef size_t key
     out_array = np.empty(n, dtype=np.asarray(table).dtype)
     cdef table_t[::1] out = out_array
-    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_MIN_COLORS else 1
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+    for i in prange(
+        n, nogil=True, schedule="dynamic", chunksize=_ROWS_PER_GRAB, num_threads=n_threads
+    ):
         key = 0
         for f in range(d):
             key = (key << 8) | colors[i, f]
@@ -1240,8 +1246,10 @@ ctypedef fused code_t:
     unsigned short
 
 
-def take_colors(const unsigned char[:, ::1] palette, const code_t[::1] codes):
-    """``palette[codes]``: the color of each code, on threads.
+def take_colors(
+    const unsigned char[:, ::1] palette, const code_t[::1] codes, int n_threads=1
+):
+    """``palette[codes]``: the color of each code, on ``n_threads`` threads.
 
     Raises
     ------
@@ -1254,10 +1262,11 @@ def take_colors(const unsigned char[:, ::1] palette, const code_t[::1] codes):
     cdef unsigned char* pixel
     out_array = np.empty((n, d), dtype=np.uint8)
     cdef unsigned char[:, ::1] out = out_array
-    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_MIN_COLORS else 1
     if n == 0 or d == 0:
         return out_array
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+    for i in prange(
+        n, nogil=True, schedule="dynamic", chunksize=_ROWS_PER_GRAB, num_threads=n_threads
+    ):
         if codes[i] >= n_colors:
             n_bad += 1
             continue
