@@ -65,6 +65,11 @@ setup(
                 extra_compile_args=["-O3", *OPENMP],
                 extra_link_args=[*OPENMP],
             ),
+            Extension(
+                "skvq._engine._refine",
+                ["skvq/_engine/_refine.pyx"],
+                extra_compile_args=["-O3"],
+            ),
             Extension("skvq._runs", ["skvq/_runs.pyx"], extra_compile_args=["-O3"]),
             Extension("skvq._dither", ["skvq/_dither.pyx"], extra_compile_args=["-O3"]),
             Extension(

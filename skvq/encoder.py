@@ -208,36 +208,27 @@ def encode(
     frames = np.asarray(frames)
     metric = _Metric(frames.shape[-1], alpha, color_space)
     pixels = frames.reshape(-1, frames.shape[-1])
-    quantizer = codebook
-    distinct = None  # the distinct colors, found once for the fit and the codes
-    if codebook is not None:
-        centroids = _given_codebook(codebook, frames.shape[-1], max_codes)
-        if metric.plain and method is None and _codebook_is_exact(codebook):
-            codes = codebook.transform(pixels)
-            return Encoding(centroids, codes.reshape(frames.shape[:-1]), codebook)
-    elif indices is not None and len(np.unique(indices)) <= n_clusters:
-        return _palette_encoding(indices, frames)
-    else:  # fit
-        quantizer = make_quantizer(n_clusters, **params)
+    if codebook is None:
+        if indices is not None and len(np.unique(indices)) <= n_clusters:
+            return _palette_encoding(indices, frames)
         if metric.plain and method is None:
+            quantizer = make_quantizer(n_clusters, **params)
             codes = quantizer.fit_transform(pixels)
             return Encoding(
                 quantizer.codebook_, codes.reshape(frames.shape[:-1]), quantizer
             )
-        if not metric.plain:
-            distinct = _distinct(pixels)
-        centroids = _fit(quantizer, pixels, metric, distinct)
-        if method is not None and not alpha:
-            centroids = _refined(frames, centroids, metric, method)
-        # The colors stored for this fit, for codebook=quantizer later.
-        quantizer._skvq_centroids = (quantizer.codebook_, centroids)
+        fitting = Fitting(frames, metric, method, params)
+        return fitting.encoding(*fitting.fit(n_clusters))
+    centroids = _given_codebook(codebook, frames.shape[-1], max_codes)
+    if metric.plain and method is None and _codebook_is_exact(codebook):
+        codes = codebook.transform(pixels)
+        return Encoding(centroids, codes.reshape(frames.shape[:-1]), codebook)
     colors = round_colors(centroids)
     if method is None:
-        codes = _assign(pixels, colors, metric, distinct)
-        codes = codes.reshape(frames.shape[:-1])
+        codes = _assign(pixels, colors, metric).reshape(frames.shape[:-1])
     else:
         codes = np.stack([_dither(frame, colors, metric, method) for frame in frames])
-    return Encoding(centroids, codes, quantizer)
+    return Encoding(centroids, codes, codebook)
 
 
 def _palette_encoding(indices, frames) -> Encoding:
@@ -362,42 +353,153 @@ def _distinct(pixels):
     return rows, counts, inverse.reshape(-1)
 
 
-def _fit(quantizer, pixels, metric, distinct) -> np.ndarray:
-    """Fit ``quantizer`` in the metric's features; the centroids' colors.
+class Fitting:
+    """Frames ready to be fitted with any number of colors.
 
-    ``distinct`` is ``_distinct(pixels)``, unless the metric is plain.
+    What :func:`encode` does once ``n_clusters`` is known, in steps: the
+    distinct colors and the features they are fitted in are found once; then
+    :meth:`fit` fits a codebook of any size, from scratch or from given
+    centroids (a warm start), and :meth:`encoding` makes the codebook and
+    codes :func:`encode` would store for it. :mod:`skvq.target` searches the
+    number of colors with it.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n_frames, height, width, channels), uint8
+    metric : _Metric
+    method : str or None
+        The dithering method, None for no dithering.
+    params : dict
+        :class:`~skvq.VectorQuantizer` parameters.
     """
-    if metric.plain:  # as without dithering
-        return quantizer.fit(pixels).codebook_
-    rows, counts, _ = distinct
-    n_channels = pixels.shape[1]
-    reserved = np.zeros((0, n_channels))
-    if not metric.alpha:
-        quantizer.fit(metric.color_features(rows), sample_weight=counts)
-        return metric.colors_of(quantizer.codebook_)
-    opacity = rows[:, -1]
-    transparent = opacity == 0
-    if transparent.any() and quantizer.n_clusters > 1 and not transparent.all():
-        reserved = np.zeros((1, n_channels))
-        quantizer.set_params(n_clusters=quantizer.n_clusters - 1)
-        rows, counts = rows[~transparent], counts[~transparent]
-        opacity = opacity[~transparent]
-    opaque = opacity == 255
-    if opaque.all():
-        colors = rows[:, :-1]
-        features = colors if not metric.oklab else metric.color_features(colors)
-        quantizer.fit(features, sample_weight=counts)
-        centroids = metric.colors_of(quantizer.codebook_)
-        centroids = np.column_stack([centroids, np.full(len(centroids), 255.0)])
-    else:
+
+    def __init__(self, frames, metric, method, params):
+        self.frames = np.asarray(frames)
+        self.metric = metric
+        self.method = method
+        self.params = params
+        self.pixels = self.frames.reshape(-1, self.frames.shape[-1])
+        self.distinct = _distinct(self.pixels)
+        self._data = {}
+
+    def fitted_rows(self, n_clusters):
+        """The rows fitted for ``n_clusters`` colors, their weights, and whether
+        one of the colors is reserved for transparent pixels.
+
+        With alpha, fully transparent pixels get one reserved codeword
+        (unless ``n_clusters`` is 1 or every pixel is transparent) and are
+        left out of the fit; opaque pixels get an extra feature that keeps
+        them in clusters of their own.
+        """
+        rows, counts, _ = self.distinct
+        metric = self.metric
+        reserve = False
+        if metric.alpha:
+            transparent = rows[:, -1] == 0
+            reserve = bool(
+                n_clusters > 1 and transparent.any() and not transparent.all()
+            )
+        if reserve not in self._data:
+            if reserve:
+                rows, counts = rows[~transparent], counts[~transparent]
+            self._data[reserve] = (self._features(rows), counts)
+        return *self._data[reserve], reserve
+
+    def _features(self, rows):
+        metric = self.metric
+        if metric.plain:
+            return rows
+        if not metric.alpha:
+            return metric.color_features(rows)
+        opaque = rows[:, -1] == 255
+        if opaque.all():
+            colors = rows[:, :-1]
+            return colors if not metric.oklab else metric.color_features(colors)
         features = metric.features(rows)
         if opaque.any():
             features = np.column_stack([features, _OPAQUE_GAP * opaque])
-        quantizer.fit(features, sample_weight=counts)
-        centroids = metric.pixels_of(quantizer.codebook_)
-        if opaque.any():
-            centroids[quantizer.codebook_[:, -1] > _OPAQUE_GAP / 2, -1] = 255.0
-    return np.concatenate([reserved, centroids])
+        return features
+
+    def fit(self, n_clusters, init=None):
+        """Fit ``n_clusters`` colors; the quantizer and the cluster of each row.
+
+        Parameters
+        ----------
+        n_clusters : int
+            Colors, the reserved transparent one included.
+        init : ndarray of shape (n_fitted, n_features), optional
+            Initial centroids in the fitted rows' features (``n_fitted`` is
+            ``n_clusters``, less the reserved color): Lloyd's iterations
+            start from them instead of from seeds.
+
+        Returns
+        -------
+        quantizer : VectorQuantizer
+            Fitted on :meth:`fitted_rows`.
+        labels : ndarray of shape (n_rows,)
+            The cluster of each fitted row.
+        """
+        features, weights, reserve = self.fitted_rows(n_clusters)
+        params = dict(self.params)
+        if init is not None:
+            params.update(init=init, n_init=1)
+        quantizer = make_quantizer(n_clusters - reserve, **params)
+        labels = quantizer.fit_transform(features, sample_weight=weights)
+        quantizer._skvq_reserved = reserve
+        return quantizer, labels[:, 0]
+
+    def centroids(self, quantizer) -> np.ndarray:
+        """The colors (float levels) of a quantizer from :meth:`fit`."""
+        metric = self.metric
+        codebook = quantizer.codebook_
+        n_channels = self.pixels.shape[1]
+        if not metric.alpha:
+            centroids = metric.colors_of(codebook)
+        elif codebook.shape[1] == n_channels - 1:  # fitted on opaque colors
+            centroids = metric.colors_of(codebook)
+            centroids = np.column_stack([centroids, np.full(len(centroids), 255.0)])
+        else:
+            centroids = metric.pixels_of(codebook)
+            if codebook.shape[1] > n_channels:  # with the opaque feature
+                centroids[codebook[:, -1] > _OPAQUE_GAP / 2, -1] = 255.0
+        reserved = np.zeros((int(quantizer._skvq_reserved), n_channels))
+        return np.concatenate([reserved, centroids])
+
+    def encoding(self, quantizer, labels) -> Encoding:
+        """The codebook and codes :func:`encode` stores for a fit of :meth:`fit`."""
+        metric, method = self.metric, self.method
+        centroids = self.centroids(quantizer)
+        shape = self.frames.shape[:-1]
+        if metric.plain and method is None:
+            # Codes of the nearest centroid, as VectorQuantizer codes them.
+            _, _, inverse = self.distinct
+            return Encoding(centroids, labels[inverse].reshape(shape), quantizer)
+        if method is not None and not metric.alpha:
+            centroids = _refined(self.frames, centroids, metric, method)
+        # The colors stored for this fit, for codebook=quantizer later.
+        quantizer._skvq_centroids = (quantizer.codebook_, centroids)
+        colors = round_colors(centroids)
+        if method is None:
+            codes = _assign(self.pixels, colors, metric, self.distinct).reshape(shape)
+        else:
+            codes = np.stack(
+                [_dither(frame, colors, metric, method) for frame in self.frames]
+            )
+        return Encoding(centroids, codes, quantizer)
+
+    def squared_error(self, encoding) -> float:
+        """Sum of squared differences of the stored image from the frames."""
+        colors = encoding.codebook
+        if self.method is not None:
+            stored = colors[encoding.codes.reshape(-1)].astype(np.float64)
+            return float(np.sum((stored - self.pixels) ** 2))
+        # Codes depend on the color only: sum over the distinct colors.
+        rows, counts, inverse = self.distinct
+        first = np.empty(len(rows), dtype=np.intp)
+        first[inverse] = np.arange(len(inverse))
+        row_codes = encoding.codes.reshape(-1)[first]
+        diff = colors[row_codes].astype(np.float64) - rows
+        return float(np.dot(counts, np.einsum("ij,ij->i", diff, diff)))
 
 
 def _nearest(features, palette) -> np.ndarray:
@@ -410,10 +512,15 @@ def _nearest(features, palette) -> np.ndarray:
 def _assign(pixels, colors, metric, distinct=None) -> np.ndarray:
     """Codes of the exact nearest of ``colors`` (uint8) in the metric."""
     rows, _, inverse = _distinct(pixels) if distinct is None else distinct
+    return _assign_rows(rows, colors, metric)[inverse]
+
+
+def _assign_rows(rows, colors, metric) -> np.ndarray:
+    """Codes of the exact nearest of ``colors`` to each distinct row."""
     dtype = np.min_scalar_type(max(len(colors) - 1, 0))
     if not metric.alpha:
         codes = _nearest(metric.color_features(rows), metric.color_features(colors))
-        return codes.astype(dtype)[inverse]
+        return codes.astype(dtype)
     codes = np.empty(len(rows), dtype=dtype)
     palette = metric.features(colors)
     opaque = rows[:, -1] == 255
@@ -423,7 +530,7 @@ def _assign(pixels, colors, metric, distinct=None) -> np.ndarray:
     features = metric.features(rows)
     codes[~opaque] = _nearest(features[~opaque], palette)
     codes[opaque] = opaque_codes[_nearest(features[opaque], palette[opaque_codes])]
-    return codes[inverse]
+    return codes
 
 
 def _refined(frames, centroids, metric, method):

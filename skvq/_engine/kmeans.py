@@ -177,6 +177,7 @@ def fit_codebook(
     max_iter,
     tol,
     random_state,
+    algorithm="lloyd",
     return_codes=False,
 ):
     """Fit a codebook of at most ``n_clusters`` rows to ``X``.
@@ -187,6 +188,11 @@ def fit_codebook(
     then runs exact weighted Lloyd passes on the distinct rows until no row
     changes cluster or ``max_iter`` passes are done. Float ``X`` holding only
     integers 0..255 is fitted as its uint8 form, with the same result.
+
+    ``init`` may be an array of ``n_clusters`` initial centers: Lloyd's
+    passes then start from them on the distinct rows (a warm start).
+    ``algorithm="breathing"`` continues from Lloyd's result with breathing
+    k-means (:func:`skvq._engine.refine.breathe`).
 
     Returns
     -------
@@ -212,18 +218,21 @@ def fit_codebook(
         if return_codes:
             return codebook, 0.0, 0, assign(X, codebook, return_distance=False)[0]
         return codebook, 0.0, 0
-    levels = _coarse_levels(rows, weights, n_clusters) if _is_packable(rows) else []
-    seed_points, seed_weights = levels.pop(0) if levels else (rows, weights)
-    centers = _seed(
-        seed_points.astype(np.float64, copy=False),
-        seed_weights,
-        n_clusters,
-        init=init,
-        n_init=n_init,
-        max_iter=max_iter,
-        tol=tol,
-        random_state=random_state,
-    )
+    if isinstance(init, str):
+        levels = _coarse_levels(rows, weights, n_clusters) if _is_packable(rows) else []
+        seed_points, seed_weights = levels.pop(0) if levels else (rows, weights)
+        centers = _seed(
+            seed_points.astype(np.float64, copy=False),
+            seed_weights,
+            n_clusters,
+            init=init,
+            n_init=n_init,
+            max_iter=max_iter,
+            tol=tol,
+            random_state=random_state,
+        )
+    else:  # given centers: Lloyd from them, on the rows themselves
+        levels, centers = [], np.asarray(init, dtype=np.float64)
     # Past the seeding, the passes run to a fixed point (tol=0) over-relaxed.
     relaxation = _RELAXATION if tol == 0 else 1.0
     for points, level_weights in levels:
@@ -239,6 +248,13 @@ def fit_codebook(
         relaxation=relaxation,
         return_labels=True,
     )
+    if algorithm == "breathing":
+        from .refine import breathe
+
+        centers, inertia, more_iter, labels = breathe(
+            rows, weights, centers, labels, inertia, max_iter=max_iter
+        )
+        n_iter += more_iter
     if not return_codes:
         return centers, inertia, n_iter
     if not _is_packable(X) or not keep.all():
