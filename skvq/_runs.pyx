@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 # cython: cdivision=True, initializedcheck=False
-"""Compiled expansion of the run-coded index maps of ``format.py``.
+"""Compiled expansion of the run-coded index maps of ``skvq.format``.
 
 The run flags hold one bit per pixel, most significant bit first, each row
 padded to whole bytes; a set bit starts a new run. A table of running bit

@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from skvq import format as vq
 from skvq.bits import bits_per_code
+from skvq.format.codings import raw as raw_coding
 
 # From docs/format.md: a single-frame file without metadata is the 9-byte
 # signature, HEAD (12 + 21 bytes), then the BOOK, INDX and DONE chunks, each
@@ -113,7 +114,7 @@ def test_pack_codes_matches_reference_stream(bits, count, seed):
 @pytest.mark.parametrize("bits", [1, 3, 5, 7, 9, 12, 15])
 def test_pack_codes_across_blocks(monkeypatch, bits):
     # Small blocks exercise the joins between blocks and a short last block.
-    monkeypatch.setattr(vq, "_BLOCK_CODES", 16)
+    monkeypatch.setattr(raw_coding, "_BLOCK_CODES", 16)
     codes = np.random.default_rng(bits).integers(0, 2**bits, 16 * 5 + 3)
     packed = vq.pack_codes(codes, bits)
     assert packed == reference_stream(codes, bits)

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from skvq import format as vq
+from skvq.format.container import chunk
 
 
 def _load_fuzzer():
@@ -77,7 +78,7 @@ def make_seeds():
             )
             seeds.append((coding, data))
     # An ancillary chunk of a later version, which readers skip.
-    extra = vq._chunk(b"zzZz", b"later data")
+    extra = chunk(b"zzZz", b"later data")
     seeds.append(("raw", seeds[0][1][:42] + extra + seeds[0][1][42:]))
     return seeds
 
@@ -170,7 +171,7 @@ CHUNK_TYPES = st.sampled_from([b"HEAD", b"BOOK", b"INDX", b"DONE", b"dens", b"ex
 
 def insert_chunk(draw, data):
     chunk_type = draw(CHUNK_TYPES | st.binary(min_size=4, max_size=4))
-    new = vq._chunk(chunk_type, draw(st.binary(max_size=40)))
+    new = chunk(chunk_type, draw(st.binary(max_size=40)))
     at = draw(st.sampled_from([s for s, _ in chunk_spans(data)] + [len(data)]))
     return data[:at] + new + data[at:]
 

@@ -5,12 +5,14 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.datasets import load_sample_image
 
-from skvq import VectorQuantizer, _kmeans
+from skvq import VectorQuantizer
+from skvq._engine import kmeans as _kmeans
+from skvq._engine import threads
 
 
 def brute_sq_distances(X, codebook):
@@ -356,7 +358,7 @@ def test_fixed_point_off_the_color_grid(seed, k, n_features, weighted):
     slack=st.sampled_from([0.0, 3.0, 12.0]),
 )
 def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
-    from skvq import _lloyd
+    from skvq._engine import _lloyd
 
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, 256, size=(500, 3)).astype(np.uint8)
@@ -459,7 +461,7 @@ def test_threads_do_not_change_the_result(china, monkeypatch):
     from threadpoolctl import threadpool_limits
 
     # Threads even for a small image (normally only from 20,000 colors on).
-    monkeypatch.setattr(_kmeans, "_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(threads, "LLOYD_ROWS", 0)
     pixels = china[::2, ::2].reshape(-1, 3)
     fits = []
     for n_threads in (1, 2, 3):
@@ -495,7 +497,7 @@ def test_candidate_lists_of_many_boxes_on_threads(china):
 
 @pytest.mark.parametrize("n_colors", [1000, 2**20 + 5])
 def test_colors_are_looked_up_by_their_key(n_colors):
-    from skvq import _lloyd
+    from skvq._engine import _lloyd
 
     # From 2**20 colors on, the lookup runs on threads.
     colors = np.random.default_rng(0).integers(0, 256, (n_colors, 3), dtype=np.uint8)
@@ -507,7 +509,7 @@ def test_colors_are_looked_up_by_their_key(n_colors):
 def test_distinct_colors_of_many_pixels_on_threads():
     from threadpoolctl import threadpool_limits
 
-    from skvq import _lloyd
+    from skvq._engine import _lloyd
 
     # From 2**20 pixels on, both passes of the counting run on threads.
     rng = np.random.default_rng(0)
@@ -566,3 +568,188 @@ def test_float_rows_take_the_uint8_path_exactly_when_nothing_is_lost(X):
     )
     assert (converted.dtype == np.uint8) == exact
     np.testing.assert_array_equal(converted, X)
+
+
+# -- Exactness: every assignment that of a brute-force search, ties included ----
+
+
+def exact_sq_distances(X, codebook):
+    """Squared distances summed feature by feature, as the engine sums them
+    (the same roundings: exact ties stay exact ties)."""
+    X = np.asarray(X, dtype=np.float64)
+    sq = np.zeros((len(X), len(codebook)))
+    for f in range(X.shape[1]):
+        sq = sq + (X[:, None, f] - codebook[None, :, f]) ** 2
+    return sq
+
+
+def brute_force_codes(X, codebook):
+    """The nearest codeword of each sample, the lowest index on ties."""
+    return exact_sq_distances(X, codebook).argmin(axis=1)
+
+
+def test_search_takes_the_lowest_index_of_three_tied_candidates():
+    # Three centroids 65 away from the point, listed 2, 1, 0 in its box's
+    # candidate list (the farther outside its box, the later).
+    rows = np.array([[100, 100]], dtype=np.uint8)
+    centers = np.array([[165.0, 100], [163, 116], [160, 125]])
+    assert np.all(exact_sq_distances(rows, centers) == 65**2)
+    cell_of_row, pyramid = _kmeans._grid(rows)
+    indptr, indices, floors, _ = _kmeans._candidates(pyramid, centers, 0.0)
+    assert list(indices[indptr[cell_of_row[0]] : indptr[cell_of_row[0] + 1]]) == [
+        2,
+        1,
+        0,
+    ]
+    labels, distance = _kmeans._lloyd_kernels.nearest(
+        rows.astype(np.float64), cell_of_row, indptr, indices, floors, centers
+    )
+    assert labels[0] == 0
+    assert distance[0] == 65
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 40),
+    n_features=st.integers(1, 4),
+    spread=st.sampled_from([3, 12, 60]),
+    slack=st.sampled_from([0.0, 5.0]),
+)
+def test_search_finds_the_lowest_nearest_index_and_three_least_distances(
+    seed, k, n_features, spread, slack
+):
+    # Integer rows and centroids near each other: many exact ties, and
+    # centroids listed in every order.
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(100, 100 + spread, size=(400, n_features)).astype(np.uint8)
+    centers = rng.integers(100 - spread, 100 + 2 * spread, size=(k, n_features))
+    centers = centers[rng.integers(0, k, k)].astype(np.float64)  # duplicates too
+    cell_of_row, pyramid = _kmeans._grid(rows)
+    indptr, indices, floors, _ = _kmeans._candidates(pyramid, centers, slack)
+    labels, distance, three = _kmeans._lloyd_kernels.nearest(
+        rows.astype(np.float64),
+        cell_of_row,
+        indptr,
+        indices,
+        floors,
+        centers,
+        return_three=True,
+    )
+    sq = exact_sq_distances(rows, centers)
+    np.testing.assert_array_equal(labels, sq.argmin(axis=1))
+    np.testing.assert_array_equal(distance, np.sqrt(sq.min(axis=1)))
+    for i, cell in enumerate(cell_of_row):
+        listed = np.sort(sq[i, indices[indptr[cell] : indptr[cell + 1]]])
+        expected = np.concatenate([listed, [np.inf] * 3])[:3]
+        np.testing.assert_array_equal(three[i], expected)
+
+
+PHOTO_DTYPES = {
+    "uint8": lambda pixels: pixels,
+    "float64 0..255": lambda pixels: pixels.astype(np.float64),
+    "float64 [0, 1]": lambda pixels: pixels / 255.0,
+    "float32 [0, 1]": lambda pixels: (pixels / 255.0).astype(np.float32),
+    "uint16": lambda pixels: pixels.astype(np.uint16) * 257,
+}
+
+
+@given(
+    photo=st.sampled_from(["china", "flower"]),
+    top=st.integers(0, 400),
+    left=st.integers(0, 600),
+    size=st.integers(8, 40),
+    fewer=st.none() | st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from(sorted(PHOTO_DTYPES)),
+    data=st.data(),
+)
+def test_every_fit_ends_at_a_brute_force_fixed_point(
+    china, flower, photo, top, left, size, fewer, seed, dtype, data
+):
+    image = {"china": china, "flower": flower}[photo]
+    crop = image[top : top + size, left : left + size].reshape(-1, 3)
+    X = PHOTO_DTYPES[dtype](crop)
+    # A few clusters fewer than colors: many clusters of one or two colors,
+    # whose centroids lie on the integer grid, where ties abound.
+    n_colors = len(np.unique(crop, axis=0))
+    if fewer is None or fewer >= n_colors:
+        n_clusters = data.draw(st.integers(1, 48), label="n_clusters")
+    else:
+        n_clusters = n_colors - fewer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fewer distinct colors than clusters
+        vq = VectorQuantizer(n_clusters, random_state=seed, max_iter=1000)
+        codes = vq.fit_transform(X)[:, 0].astype(np.intp)
+    assert vq.n_iter_ < 1000
+    codebook = vq.codebook_
+    # Every sample at its brute-force nearest codeword, the lowest on ties ...
+    expected = brute_force_codes(X, codebook)
+    np.testing.assert_array_equal(codes, expected)
+    np.testing.assert_array_equal(vq.transform(X)[:, 0], expected)
+    # ... and every codeword the mean of its samples.
+    X = X.astype(np.float64)
+    counts = np.bincount(expected, minlength=len(codebook))
+    filled = counts > 0
+    sums = np.stack(
+        [np.bincount(expected, X[:, f], len(codebook)) for f in range(3)], axis=1
+    )
+    np.testing.assert_allclose(
+        codebook[filled],
+        sums[filled] / counts[filled, None],
+        rtol=0,
+        atol=1e-9 * max(np.ptp(X), 1e-300),
+    )
+    sq = exact_sq_distances(X, codebook)
+    assert vq.inertia_ == pytest.approx(
+        sq[np.arange(len(X)), expected].sum(), rel=1e-9, abs=1e-12
+    )
+
+
+@given(
+    photo=st.sampled_from(["china", "flower"]),
+    top=st.integers(0, 400),
+    left=st.integers(0, 600),
+    size=st.integers(8, 40),
+    n_clusters=st.integers(2, 40),
+    fewer=st.none() | st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+    relaxation=st.sampled_from([1.0, 1.8]),
+    reach=st.sampled_from([0.25, 6.0]),
+)
+# Found by the "thorough" profile: a point whose bounds tie, checked only
+# because the bounds are loosened.
+@example(
+    photo="china",
+    top=254,
+    left=254,
+    size=39,
+    n_clusters=2,
+    fewer=8,
+    seed=3518,
+    relaxation=1.0,
+    reach=6.0,
+)
+def test_passes_are_those_of_brute_force_lloyd_on_random_crops(
+    china, flower, photo, top, left, size, n_clusters, fewer, seed, relaxation, reach
+):
+    # Starting from distinct colors (integer centroids: exact ties), pass
+    # for pass the centroids of textbook Lloyd with argmin assignments.
+    image = {"china": china, "flower": flower}[photo]
+    crop = image[top : top + size, left : left + size].reshape(-1, 3)
+    rows, weights = _kmeans.unique_rows(crop)
+    if fewer is not None and fewer < len(rows) - 1:
+        n_clusters = len(rows) - fewer  # many clusters of one or two colors
+    if len(rows) <= n_clusters:
+        return
+    rng = np.random.default_rng(seed)
+    start = rows[rng.choice(len(rows), n_clusters, replace=False)].astype(np.float64)
+    with mock.patch.object(_kmeans, "_REACH", reach):
+        centers, _, n_iter = _kmeans._lloyd(
+            rows, weights, start, 1000, 0.0, relaxation=relaxation
+        )
+    expected, expected_iter, _ = reference_lloyd(
+        rows.astype(np.float64), weights, start, relaxation, reach=reach
+    )
+    assert expected_iter < 1000
+    np.testing.assert_allclose(centers, expected, rtol=0, atol=1e-9)
+    assert n_iter == expected_iter

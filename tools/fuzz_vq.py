@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from skvq import format as vq
+from skvq.format.container import chunk
 
 # Pillow warns between MAX_IMAGE_PIXELS and twice that: raised here, so that
 # nothing is decoded past it.
@@ -99,7 +100,7 @@ def seed_files() -> list[bytes]:
                 coding=coding,
             )
             if number % 3 == 0:  # an ancillary chunk of a later version
-                data = _insert_chunk(data, 2, vq._chunk(b"zzZz", b"later data"))
+                data = _insert_chunk(data, 2, chunk(b"zzZz", b"later data"))
             seeds.append(data)
     return seeds
 
@@ -214,7 +215,7 @@ def random_chunk(rng: random.Random, data: bytes) -> bytes:
     chunk_type = rng.choice((b"HEAD", b"BOOK", b"INDX", b"DONE", b"iccp", b"dens"))
     chunk_type = rng.choice((chunk_type, bytes(rng.choices(b"aZqQ", k=4))))
     body = rng.randbytes(rng.choice((0, 1, 16, 21, rng.randrange(64))))
-    return _insert_chunk(data, rng.randrange(8), vq._chunk(chunk_type, body))
+    return _insert_chunk(data, rng.randrange(8), chunk(chunk_type, body))
 
 
 MUTATIONS = (

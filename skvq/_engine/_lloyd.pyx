@@ -57,6 +57,11 @@ POINT_STATE = np.dtype(
 )
 
 
+def max_threads():
+    """OpenMP's limit on the threads of a parallel step (1 without OpenMP)."""
+    return omp_get_max_threads()
+
+
 def new_point_state(Py_ssize_t n):
     """State of ``n`` points before their first search (labels -1)."""
     state_array = np.empty(n, dtype=POINT_STATE)
@@ -159,13 +164,11 @@ cdef enum:
     _CHUNK_SUMS_MAX = 1 << 21
     _BATCH = 16
 
-# Seeding runs its trials on threads from this many points on, candidate
-# lists are made from this many boxes on, colors looked up from this many.
+# Every parallel loop hands out its work in pieces (dynamic schedules): when
+# the cores are shared and a thread waits for one, the others take its share
+# instead of leaving it to the end. Colors per piece of a lookup or gather:
 cdef enum:
-    _PARALLEL_SEEDING_MIN_POINTS = 1000
-    _PARALLEL_MIN_BOXES = 200
-    _PARALLEL_MIN_COLORS = 1 << 20
-
+    _ROWS_PER_GRAB = 1 << 15
 
 cdef inline double _sq_distance(
     const double[:, ::1] a, Py_ssize_t i, const double[:, ::1] b, Py_ssize_t j
@@ -343,6 +346,7 @@ def candidates(
     const Py_ssize_t[::1] pool_indptr=None,
     const Py_ssize_t[::1] pool_indices=None,
     bint ordered=True,
+    int n_threads=1,
 ):
     """Centroids that may be nearest to a point of each box, as CSR lists.
 
@@ -358,6 +362,10 @@ def candidates(
 
     With ``ordered=False``, the lists (to be pools) are in no particular
     order and ``floors`` hold squared least distances to the box.
+
+    With ``n_threads > 1``, the boxes are listed in chunks on threads, each
+    into its own buffer (each box's list is the same however the boxes are
+    split).
 
     Returns
     -------
@@ -377,11 +385,7 @@ def candidates(
     cdef Py_ssize_t n_boxes = box_lo.shape[0], n_chunks = 1
     cdef Py_ssize_t t, p, offset, total
     cdef bint pooled = pool_of_box is not None
-    # Many boxes are listed in chunks on threads, each into its own buffer
-    # (each box's list is the same however the boxes are split).
-    cdef int n_threads = 1
-    if n_boxes >= _PARALLEL_MIN_BOXES:
-        n_threads = omp_get_max_threads()
+    if n_threads > 1:
         n_chunks = _CHUNKS
     if not pooled:
         pool_of_box = pool_indptr = pool_indices = np.zeros(1, dtype=np.intp)
@@ -445,25 +449,28 @@ cdef inline Py_ssize_t _nearest_three(
     cdef Py_ssize_t p, j, best = -1, second = -1
     cdef double sq, d1 = INFINITY, d2 = INFINITY, d3 = INFINITY
     for p in range(indptr[cell], indptr[cell + 1]):
-        # The floors ascend: no later candidate can be among the three.
+        # The floors ascend: no later candidate can be among the three, nor
+        # tie with the nearest (a tie's floor is at most d1 <= d3).
         if floors[p] > d3:
             break
         j = indices[p]
         sq = _sq_distance(points, i, centers, j)
         # Most candidates are none of the three nearest: test that first, a
-        # branch the processor predicts well.
-        if sq < d3:
-            if sq < d2:
+        # branch the processor predicts well. A tie with the nearest may be
+        # at d3 too (three or more tied), and goes first if its index is
+        # lower: the lists are ordered by floor, not index.
+        if sq < d3 or sq == d1:
+            if sq < d1 or (sq == d1 and j < best):
                 d3 = d2
-                if sq < d1 or (sq == d1 and j < best):
-                    d2 = d1
-                    second = best
-                    d1 = sq
-                    best = j
-                else:
-                    d2 = sq
-                    second = j
-            else:
+                d2 = d1
+                second = best
+                d1 = sq
+                best = j
+            elif sq < d2:
+                d3 = d2
+                d2 = sq
+                second = j
+            elif sq < d3:
                 d3 = sq
     runner_up[0] = second
     dist[0] = d1
@@ -479,24 +486,38 @@ def nearest(
     const Py_ssize_t[::1] indices,
     const double[::1] floors,
     const double[:, ::1] centers,
+    bint return_three=False,
 ):
     """Index of and distance to the nearest centroid of each point.
 
     The candidate lists must hold each point's nearest centroid (as those
-    made by :func:`candidates` with any ``slack >= 0`` do).
+    made by :func:`candidates` with any ``slack >= 0`` do). On ties, the
+    lowest index.
+
+    With ``return_three``, also the three least squared distances to the
+    candidates of each point's box, ascending (infinite when fewer): what
+    the bounds of Lloyd's passes are made of.
     """
     cdef Py_ssize_t n = points.shape[0], i, second
     cdef double dist[3]
     labels_array = np.empty(n, dtype=np.intp)
     distance_array = np.empty(n)
+    three_array = np.empty((n if return_three else 0, 3))
     cdef Py_ssize_t[::1] labels = labels_array
     cdef double[::1] distance = distance_array
+    cdef double[:, ::1] three = three_array
     with nogil:
         for i in range(n):
             labels[i] = _nearest_three(
                 points, i, indptr, indices, floors, cell_of_point[i], centers, &second, dist
             )
             distance[i] = sqrt(dist[0])
+            if return_three:
+                three[i, 0] = dist[0]
+                three[i, 1] = dist[1]
+                three[i, 2] = dist[2]
+    if return_three:
+        return labels_array, distance_array, three_array
     return labels_array, distance_array
 
 
@@ -553,6 +574,7 @@ cdef Py_ssize_t _check_points(
     double[:, ::1] delta_sums,
     double[::1] delta_counts,
     double reach,
+    double margin,
 ) noexcept nogil:
     """Check the points ``pending`` of box ``c`` whose marks failed.
 
@@ -575,33 +597,34 @@ cdef Py_ssize_t _check_points(
             other = min(other, point.lower_runner_up - travel[r])
         if own > other:
             own = sqrt(_sq_distance(points, i, centers, a))
-            point.upper = own - travel[a]
+            point.upper = own + margin - travel[a]
             if own > rest:
                 b = _nearest_three(
                     points, i, indptr, indices, floors, c, centers, &r, dist
                 )
                 own = sqrt(dist[0])
                 point.runner_up = r
-                point.upper = own - travel[b]
+                point.upper = own + margin - travel[b]
                 if r >= 0:
-                    point.lower_runner_up = sqrt(dist[1]) + travel[r]
-                rest = min(sqrt(dist[2]), outside[c] - reach)
+                    point.lower_runner_up = sqrt(dist[1]) - margin + travel[r]
+                rest = min(sqrt(dist[2]) - margin, outside[c] - reach)
                 point.lower_rest = rest + drift[c]
-                other = min(rest, sqrt(dist[1]))
+                other = min(rest, sqrt(dist[1]) - margin)
             elif r >= 0 and own > point.lower_runner_up - travel[r]:
                 other = sqrt(_sq_distance(points, i, centers, r))
                 b = a
                 if other < own or (other == own and r < a):
-                    # The runner-up is nearer, and the rest
-                    # no nearer than the old centroid.
+                    # The runner-up is nearer (or as near, with a lower
+                    # index), and the rest farther than the old centroid.
                     b = r
                     point.runner_up = a
                     own, other = other, own
-                    point.upper = own - travel[b]
-                point.lower_runner_up = other + travel[point.runner_up]
-                other = min(other, rest)
+                    point.upper = own + margin - travel[b]
+                point.lower_runner_up = other - margin + travel[point.runner_up]
+                other = min(other - margin, rest)
             else:
                 b = a
+            own += margin
             if b != a:
                 _move(points, weights, i, a, b, delta_sums, delta_counts)
                 point.label = b
@@ -645,6 +668,7 @@ cdef Py_ssize_t _assign_boxes(
     double[:, ::1] delta_sums,
     double[::1] delta_counts,
     double reach,
+    double margin,
 ) noexcept nogil:
     """The assignment step for the points of boxes ``first_box:last_box``.
 
@@ -677,13 +701,13 @@ cdef Py_ssize_t _assign_boxes(
                 moved += _check_points(
                     pending, n_pending, c, limit, &least_gap, points, weights,
                     indptr, indices, floors, outside, centers, state, travel,
-                    drift, mark, delta_sums, delta_counts, reach,
+                    drift, mark, delta_sums, delta_counts, reach, margin,
                 )
                 n_pending = 0
         moved += _check_points(
             pending, n_pending, c, limit, &least_gap, points, weights, indptr,
             indices, floors, outside, centers, state, travel, drift, mark,
-            delta_sums, delta_counts, reach,
+            delta_sums, delta_counts, reach, margin,
         )
         box_mark[c] = least_gap
     return moved
@@ -708,6 +732,7 @@ cdef Py_ssize_t _enter_boxes(
     double[:, ::1] delta_sums,
     double[::1] delta_counts,
     double reach,
+    double margin,
 ) noexcept nogil:
     """The points of boxes ``first_box:last_box`` on entry to an epoch.
 
@@ -730,12 +755,12 @@ cdef Py_ssize_t _enter_boxes(
                 )
                 point.label = a
                 point.runner_up = r
-                point.upper = sqrt(dist[0]) - travel[a]
+                own = sqrt(dist[0]) + margin
+                point.upper = own - travel[a]
                 if r >= 0:
-                    point.lower_runner_up = sqrt(dist[1]) + travel[r]
-                own = sqrt(dist[0])
-                rest = sqrt(dist[2])
-                other = sqrt(dist[1])
+                    point.lower_runner_up = sqrt(dist[1]) - margin + travel[r]
+                rest = sqrt(dist[2]) - margin
+                other = sqrt(dist[1]) - margin
                 searched += 1
                 delta_counts[a] += weights[i]
                 for f in range(points.shape[1]):
@@ -804,7 +829,8 @@ def lloyd_epoch(
     Py_ssize_t relaxed_passes,
     bint overshot,
     double tol,
-    Py_ssize_t parallel_min_points,
+    double margin,
+    int n_threads=1,
 ):
     """Weighted Lloyd passes while the candidate lists stay valid.
 
@@ -825,6 +851,10 @@ def lloyd_epoch(
     the sum over passes of the largest shift of the box's candidates. A
     point is searched again only when the rest may be nearer than its
     centroid; when only the runner-up may be, one distance settles it.
+    Every bound is loosened by ``margin`` when it is set, more than the
+    rounding of the sums that make it: a point whose nearest centroids tie
+    is checked, so that it goes to the lowest index, as in a brute-force
+    search.
 
     The points are sorted by box: those of box ``c`` are
     ``points[box_start[c]:box_start[c+1]]``. A box is skipped whole while
@@ -841,9 +871,8 @@ def lloyd_epoch(
     The candidate lists must have been made from ``centers`` with a slack
     of ``2 * reach``.
 
-    With at least ``parallel_min_points`` points, the assignment steps run
-    on OpenMP threads (as many as OpenMP allows, which threadpoolctl can
-    limit); the result is the same with any number of threads.
+    The assignment steps run on ``n_threads`` OpenMP threads; the result is
+    the same with any number of threads.
 
     Returns
     -------
@@ -891,7 +920,6 @@ def lloyd_epoch(
     # so that the result does not depend on the number of threads.
     cdef Py_ssize_t t
     cdef Py_ssize_t n_chunks = min(_CHUNKS, n_boxes, max(8, _CHUNK_SUMS_MAX // (k * (d + 1))))
-    cdef int n_threads = omp_get_max_threads() if n >= parallel_min_points else 1
     chunk_box_array = np.searchsorted(
         np.asarray(box_start), np.arange(n_chunks + 1) * n // n_chunks
     ).astype(np.intp)
@@ -926,6 +954,7 @@ def lloyd_epoch(
                 delta_sums[t],
                 delta_counts[t],
                 reach,
+                margin,
             )
         searched = _merge(chunk_moved, delta_sums, delta_counts, sums, counts) > 0
         while True:
@@ -953,6 +982,7 @@ def lloyd_epoch(
                         delta_sums[t],
                         delta_counts[t],
                         reach,
+                        margin,
                     )
                 moved = _merge(chunk_moved, delta_sums, delta_counts, sums, counts)
                 if moved == 0 and not overshot:
@@ -1038,6 +1068,7 @@ def greedy_kmeans_plusplus(
     const double[::1] weights,
     Py_ssize_t first,
     const double[:, ::1] draws,
+    int n_threads=1,
 ):
     """Indices of the points chosen by greedy k-means++ seeding.
 
@@ -1057,6 +1088,9 @@ def greedy_kmeans_plusplus(
         Uniform draws in [0, 1): ``draws[c]`` pick the candidates for
         centroid ``c + 1`` with probability proportional to weight times
         squared distance to the nearest centroid so far.
+    n_threads : int, default=1
+        Threads the trials of a centroid run on, each summing its potential
+        in order: the choice does not depend on the number of threads.
 
     Returns
     -------
@@ -1066,9 +1100,6 @@ def greedy_kmeans_plusplus(
     cdef Py_ssize_t n_clusters = draws.shape[0] + 1
     cdef Py_ssize_t c, t, i, lo, hi, mid, best
     cdef double potential, target
-    # The trials of a centroid run on threads, each summing its potential in
-    # order: the choice does not depend on the number of threads.
-    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_SEEDING_MIN_POINTS else 1
     chosen_array = np.empty(n_clusters, dtype=np.intp)
     closest_array = np.empty(n)
     cumulative_array = np.empty(n)
@@ -1101,7 +1132,7 @@ def greedy_kmeans_plusplus(
                     else:
                         hi = mid
                 candidates[t] = lo
-            for t in prange(n_trials, schedule="static", num_threads=n_threads):
+            for t in prange(n_trials, schedule="dynamic", num_threads=n_threads):
                 trial_potentials[t] = _trial(
                     points, weights, closest, candidates[t], trials[t]
                 )
@@ -1121,7 +1152,7 @@ ctypedef fused table_t:
     double
 
 
-def distinct_colors(const unsigned char[:, ::1] colors):
+def distinct_colors(const unsigned char[:, ::1] colors, int n_threads=1):
     """The keys of the distinct colors, sorted, and how often each occurs.
 
     A key is a color's bytes read big-endian; at most 3 channels. RGB colors
@@ -1129,8 +1160,8 @@ def distinct_colors(const unsigned char[:, ::1] colors):
     part fit in a 64k table in the processor's cache: two passes over the
     colors, where sorting the keys of tens of millions of pixels takes a good
     part of a second and counting them in one 16M table misses the cache at
-    every pixel. Both passes run on threads, in fixed chunks: the result does
-    not depend on the number of threads.
+    every pixel. Both passes run on ``n_threads`` threads, in fixed chunks:
+    the result does not depend on the number of threads.
 
     Returns
     -------
@@ -1143,7 +1174,6 @@ def distinct_colors(const unsigned char[:, ::1] colors):
     cdef Py_ssize_t i, t, part, group, rest, position, lo, hi, n_distinct = 0
     cdef Py_ssize_t n_chunks = _CHUNKS, n_groups = _CHUNKS
     cdef Py_ssize_t parts_per_group = 256 // _CHUNKS
-    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_MIN_COLORS else 1
     chunk_start_array = (np.arange(n_chunks + 1) * n // n_chunks).astype(np.intp)
     # cursor[t, part]: where chunk t writes its next color of that part.
     cursor_array = np.zeros((n_chunks, 256), dtype=np.intp)
@@ -1160,7 +1190,7 @@ def distinct_colors(const unsigned char[:, ::1] colors):
     cdef Py_ssize_t[:, ::1] tables = tables_array
     cdef Py_ssize_t[::1] slot = slot_array
     cdef Py_ssize_t[::1] found = found_array
-    for t in prange(n_chunks, nogil=True, schedule="static", num_threads=n_threads):
+    for t in prange(n_chunks, nogil=True, schedule="dynamic", num_threads=n_threads):
         for i in range(chunk_start[t], chunk_start[t + 1]):
             cursor[t, colors[i, 0]] += 1
     position = 0
@@ -1175,7 +1205,7 @@ def distinct_colors(const unsigned char[:, ::1] colors):
     counts_array = np.empty(slot[256])
     cdef unsigned int[::1] keys = keys_array
     cdef double[::1] counts = counts_array
-    for t in prange(n_chunks, nogil=True, schedule="static", num_threads=n_threads):
+    for t in prange(n_chunks, nogil=True, schedule="dynamic", num_threads=n_threads):
         for i in range(chunk_start[t], chunk_start[t + 1]):
             part = colors[i, 0]
             rest_of[cursor[t, part]] = (colors[i, 1] << 8) | colors[i, 2]
@@ -1220,14 +1250,18 @@ def _distinct_small_colors(const unsigned char[:, ::1] colors):
     return keys_array.astype(np.uint32), table_array[keys_array].astype(np.float64)
 
 
-def look_up_colors(const unsigned char[:, ::1] colors, const table_t[::1] table):
-    """``table[key]`` for the key of each color (see :func:`distinct_colors`)."""
+def look_up_colors(
+    const unsigned char[:, ::1] colors, const table_t[::1] table, int n_threads=1
+):
+    """``table[key]`` for the key of each color (see :func:`distinct_colors`),
+    on ``n_threads`` threads."""
     cdef Py_ssize_t n = colors.shape[0], d = colors.shape[1], i, f
     cdef size_t key
     out_array = np.empty(n, dtype=np.asarray(table).dtype)
     cdef table_t[::1] out = out_array
-    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_MIN_COLORS else 1
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+    for i in prange(
+        n, nogil=True, schedule="dynamic", chunksize=_ROWS_PER_GRAB, num_threads=n_threads
+    ):
         key = 0
         for f in range(d):
             key = (key << 8) | colors[i, f]
@@ -1240,8 +1274,10 @@ ctypedef fused code_t:
     unsigned short
 
 
-def take_colors(const unsigned char[:, ::1] palette, const code_t[::1] codes):
-    """``palette[codes]``: the color of each code, on threads.
+def take_colors(
+    const unsigned char[:, ::1] palette, const code_t[::1] codes, int n_threads=1
+):
+    """``palette[codes]``: the color of each code, on ``n_threads`` threads.
 
     Raises
     ------
@@ -1254,10 +1290,11 @@ def take_colors(const unsigned char[:, ::1] palette, const code_t[::1] codes):
     cdef unsigned char* pixel
     out_array = np.empty((n, d), dtype=np.uint8)
     cdef unsigned char[:, ::1] out = out_array
-    cdef int n_threads = omp_get_max_threads() if n >= _PARALLEL_MIN_COLORS else 1
     if n == 0 or d == 0:
         return out_array
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+    for i in prange(
+        n, nogil=True, schedule="dynamic", chunksize=_ROWS_PER_GRAB, num_threads=n_threads
+    ):
         if codes[i] >= n_colors:
             n_bad += 1
             continue

@@ -39,7 +39,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
-from skvq import _lloyd as _lloyd_kernels
+from . import _lloyd as _lloyd_kernels
+from . import threads
 
 # Rows of at most 4 uint8 values pack into one uint32 key; up to 3 of them
 # (24-bit keys) also index a dense table of counts or codes.
@@ -57,9 +58,6 @@ _POOL_LEVELS = 2
 _LEVEL_BITS = (5, 6, 7)
 # A histogram is used only when it is that many times smaller than the next.
 _MIN_COARSENING = 2
-# From this many distinct rows on, Lloyd's passes use threads; on fewer, the
-# threads cost more in synchronisation than they save.
-_PARALLEL_MIN_ROWS = 20_000
 # How far, in color levels, centroids may move before the candidate
 # centroids of each grid cell are recomputed.
 _REACH = 6.0
@@ -96,9 +94,15 @@ def _counts_densely(X):
 def _distinct_keys(X):
     """Sorted keys of the distinct rows of packable ``X``."""
     if _counts_densely(X):
-        return _lloyd_kernels.distinct_colors(np.ascontiguousarray(X))[0]
+        return _distinct_colors(X)[0]
     keys = np.sort(_pack_uint8(X))
     return keys[_run_starts(keys)]
+
+
+def _distinct_colors(X):
+    return _lloyd_kernels.distinct_colors(
+        np.ascontiguousarray(X), threads.for_work(len(X), threads.COLORS)
+    )
 
 
 def _as_uint8_if_exact(X):
@@ -148,7 +152,7 @@ def unique_rows(X, sample_weight=None):
         )
         return rows, weights.astype(np.float64, copy=False)
     if sample_weight is None and _counts_densely(X):
-        keys, counts = _lloyd_kernels.distinct_colors(np.ascontiguousarray(X))
+        keys, counts = _distinct_colors(X)
         return _unpack_uint8(keys, X.shape[1]), counts
     keys = _pack_uint8(X)
     if sample_weight is None:
@@ -284,6 +288,7 @@ def _kmeans_plusplus(points, weights, n_clusters, random_state):
         np.ascontiguousarray(weights, dtype=np.float64),
         first,
         draws,
+        threads.for_work(len(points), threads.SEEDING_POINTS),
     )
 
 
@@ -373,13 +378,13 @@ def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=
     plain updates follow until one leaves every row in place: the end is a
     fixed point of plain Lloyd.
 
-    The passes run in the compiled :func:`skvq._lloyd.lloyd_epoch`, in
+    The passes run in the compiled :func:`skvq._engine._lloyd.lloyd_epoch`, in
     epochs during which no centroid moves farther than ``_REACH`` from where
     it was at the start of the epoch; each epoch gets candidate lists for
     the grid cells made with that much slack.
     """
     cell_of_row, pyramid = _grid(rows)
-    (cell_lo, _), _ = pyramid[0]
+    (cell_lo, cell_hi), _ = pyramid[0]
     n_cells = len(cell_lo)
     # The kernel takes the rows grouped by cell.
     if rows.dtype != np.uint8:
@@ -399,6 +404,8 @@ def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=
     n_iter, settled, overshot = 0, False, False
     # The last update is then a plain one, even at max_iter.
     relaxed_passes = max_iter // 2 if relaxation != 1 else 0
+    n_threads = threads.for_work(len(rows), threads.LLOYD_ROWS)
+    margin = _bound_margin(cell_lo, cell_hi, _REACH)
     while True:
         indptr, indices, floors, outside = _candidates(pyramid, centers, 2 * _REACH)
         (
@@ -428,7 +435,8 @@ def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=
             relaxed_passes=relaxed_passes,
             overshot=overshot,
             tol=tol,
-            parallel_min_points=_PARALLEL_MIN_ROWS,
+            margin=margin,
+            n_threads=n_threads,
         )
         n_iter += n_passes
         settled = settled or settled_now
@@ -446,6 +454,17 @@ def _lloyd(rows, weights, centers, max_iter, tol, relaxation=1.0, return_labels=
     labels_of_rows = np.empty_like(labels)
     labels_of_rows[order] = labels
     return centers, inertia, n_iter, labels_of_rows
+
+
+def _bound_margin(cell_lo, cell_hi, reach):
+    """How much the passes loosen each bound (see ``lloyd_epoch``).
+
+    A billionth of the extent of the grid's cells and of the reach: far
+    more than the rounding of the sums of centroid moves the bounds keep,
+    far less than any distance that matters.
+    """
+    extent = float((cell_hi.max(axis=0) - cell_lo.min(axis=0)).max())
+    return 1e-9 * max(extent, reach)
 
 
 def _mean_variance(points, weights):
@@ -517,7 +536,7 @@ def _boxes(side, shift, inclusive):
 
 
 def _candidates(pyramid, centers, slack):
-    """Candidate lists of the grid's cells (see :func:`skvq._lloyd.candidates`).
+    """Candidate lists of the grid's cells (see :func:`skvq._engine._lloyd.candidates`).
 
     The lists of the coarsest boxes are made first, from all centroids; each
     finer box then considers only the candidates of its enclosing box. Only
@@ -525,10 +544,22 @@ def _candidates(pyramid, centers, slack):
     """
     (boxes, _) = pyramid[-1]
     finest = len(pyramid) == 1
-    lists = _lloyd_kernels.candidates(*boxes, centers, slack, ordered=finest)
+    lists = _lloyd_kernels.candidates(
+        *boxes,
+        centers,
+        slack,
+        ordered=finest,
+        n_threads=threads.for_work(len(boxes[0]), threads.GRID_CELLS),
+    )
     for level, (boxes, parent_of_box) in reversed(list(enumerate(pyramid[:-1]))):
         lists = _lloyd_kernels.candidates(
-            *boxes, centers, slack, parent_of_box, *lists[:2], ordered=level == 0
+            *boxes,
+            centers,
+            slack,
+            parent_of_box,
+            *lists[:2],
+            ordered=level == 0,
+            n_threads=threads.for_work(len(boxes[0]), threads.GRID_CELLS),
         )
     return lists
 
@@ -587,5 +618,9 @@ def _look_up(X, distinct, values):
     if _is_dense(X):
         table = np.empty(2 ** (8 * X.shape[1]), dtype=values.dtype)
         table[distinct] = values
-        return _lloyd_kernels.look_up_colors(np.ascontiguousarray(X), table)
+        return _lloyd_kernels.look_up_colors(
+            np.ascontiguousarray(X),
+            table,
+            threads.for_work(len(X), threads.COLORS),
+        )
     return values[np.searchsorted(distinct, _pack_uint8(X))]

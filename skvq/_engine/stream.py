@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
-from . import _kmeans
+from . import kmeans as _kmeans
 
 
 class ColorStream:

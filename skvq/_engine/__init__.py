@@ -1,0 +1,13 @@
+"""The exact K-Means engine behind :class:`skvq.VectorQuantizer`.
+
+``kmeans`` fits and assigns, ``stream`` keeps the state of ``partial_fit``,
+``threads`` decides how many threads each parallel step uses; ``_lloyd``
+holds the compiled loops.
+"""
+
+from .threads import passive_waiting
+
+# The compiled loops load the OpenMP runtime: first of all, so that its
+# threads never spin while they wait (see threads.py).
+with passive_waiting():
+    from . import _lloyd  # noqa: F401
