@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import encoder
-from ._engine._lloyd import take_colors
+from ._engine.colors import take_colors
 from .bits import BitReport
 from .metrics import psnr
 
