@@ -148,3 +148,13 @@ def group_sums(rows, weights, group_of_row, n_groups):
         np.ascontiguousarray(group_of_row, dtype=np.intp),
         n_groups,
     )
+
+
+def take_colors(palette, codes):
+    """``palette[codes]``: the color of each code, on threads for many codes.
+
+    ``palette`` is (n_codes, channels) uint8, ``codes`` 1-D uint8 or uint16;
+    a code beyond the palette raises IndexError.
+    """
+    n_threads = threads.for_work(len(codes), threads.COLORS)
+    return _colors.take_colors(palette, codes, n_threads)
