@@ -9,6 +9,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 OPENMP = ["-fopenmp"]
+# The K-Means engine's compiled modules (skvq/_engine/<name>.pyx).
+ENGINE = ["_openmp", "_colors", "_grid", "_lloyd", "_seeding"]
 # Release builds: Python's own CFLAGS ask for debug info (-g), which made the
 # wheel's extension modules several MB. The last -g option wins.
 NO_DEBUG_INFO = ["-g0"]
@@ -59,11 +61,14 @@ class BuildExt(build_ext):
 setup(
     ext_modules=cythonize(
         [
-            Extension(
-                "skvq._engine._lloyd",
-                ["skvq/_engine/_lloyd.pyx"],
-                extra_compile_args=["-O3", *OPENMP],
-                extra_link_args=[*OPENMP],
+            *(
+                Extension(
+                    f"skvq._engine.{name}",
+                    [f"skvq/_engine/{name}.pyx"],
+                    extra_compile_args=["-O3", *OPENMP],
+                    extra_link_args=[*OPENMP],
+                )
+                for name in ENGINE
             ),
             Extension(
                 "skvq._engine._refine",

@@ -128,7 +128,9 @@ def load(name: str) -> np.ndarray:
 
 def skvq_palette(image, k):
     result = skvq.quantize_image(image, k, random_state=0)
-    return result.codes, reconstruct(result.codebook, np.arange(k)[:, None])
+    # An image with fewer colors than K gets a codebook of those colors.
+    n_codes = len(result.codebook)
+    return result.codes, reconstruct(result.codebook, np.arange(n_codes)[:, None])
 
 
 _CACHE = {}
@@ -481,12 +483,13 @@ def main(argv=None) -> int:
                         measure(name, image, k, method, repeats, args.time_only)
                     )
                     print(f"  {rows[-1]}", file=sys.stderr)
+                    if args.json:  # as it goes: a long run that fails keeps its rows
+                        saved = {"busy": args.busy, "rows": rows}
+                        args.json.write_text(json.dumps(saved, indent=1))
     finally:
         for process in busy:
             process.kill()
             process.wait()
-    if args.json:
-        args.json.write_text(json.dumps({"busy": args.busy, "rows": rows}, indent=1))
     return report(rows, args.busy, args.plot)
 
 

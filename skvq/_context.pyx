@@ -36,6 +36,7 @@ cdef enum:
     N_WEIGHTS = MAX_INPUTS + 1  # room for the bias of each weight set
     MIX_RATE = 20
     WEIGHT_INIT = 19661  # 0.3 in 16.16 fixed point
+    WEIGHT_LIMIT = 1 << 22  # 64
     BIAS = 256
     # Context table sizes.
     ACTIVITIES = 27
@@ -183,6 +184,10 @@ cdef inline int code_counter(Coder* coder, Counter* counter, int bit) noexcept n
     return bit
 
 
+cdef inline int32_t clamp_weight(int32_t weight) noexcept nogil:
+    return -WEIGHT_LIMIT if weight < -WEIGHT_LIMIT else min(weight, WEIGHT_LIMIT)
+
+
 cdef inline int code_mixed(
     Coder* coder, Counter** inputs, int n, int32_t* weights, int bit
 ) noexcept nogil:
@@ -200,9 +205,9 @@ cdef inline int code_mixed(
     bit = code_bit(coder, p, bit)
     error = ((bit << 12) - p) * MIX_RATE
     for i in range(n):
-        weights[i] += (stretched[i] * error) >> 16
+        weights[i] = clamp_weight(weights[i] + ((stretched[i] * error) >> 16))
         update(inputs[i], bit)
-    weights[n] += (BIAS * error) >> 16
+    weights[n] = clamp_weight(weights[n] + ((BIAS * error) >> 16))
     return bit
 
 
@@ -306,13 +311,12 @@ cdef inline uint32_t hashed(uint64_t key, int bits) noexcept nogil:
     return <uint32_t>((key * HASH_MULTIPLIER) >> (64 - bits))
 
 
-cdef inline uint32_t distance(
-    const int32_t* a, const int32_t* b, int channels
-) noexcept nogil:
+cdef inline uint32_t distance(const int32_t* a, const int32_t* b) noexcept nogil:
+    """Squared distance of two colours (4 channels, unused ones 0)."""
     cdef uint32_t total = 0
     cdef int32_t step
     cdef int i
-    for i in range(channels):
+    for i in range(4):
         step = a[i] - b[i]
         total += step * step
     return total
@@ -361,9 +365,12 @@ def nearest_entries(const int32_t[:, ::1] palette):
 
     Returns (nearest, positions), two (K, K) uint8 arrays: ``nearest[e]``
     lists the entries nearest to ``e`` first; ``positions[e, f]`` is where
-    ``f`` is in ``nearest[e]``. For codebooks of at most 256 entries.
+    ``f`` is in ``nearest[e]``. For codebooks of at most 256 entries, as
+    int32 in 4 columns.
     """
-    cdef Py_ssize_t n_codes = palette.shape[0], channels = palette.shape[1], e, f
+    if palette.shape[1] != 4 or not 1 <= palette.shape[0] <= RANKED_CODES:
+        raise ValueError(f"palette must have shape (1..256, 4), got {palette.shape}")
+    cdef Py_ssize_t n_codes = palette.shape[0], e, f
     nearest_array = np.empty((n_codes, n_codes), np.uint8)
     positions_array = np.empty((n_codes, n_codes), np.uint8)
     cdef uint8_t[:, ::1] nearest = nearest_array
@@ -373,7 +380,7 @@ def nearest_entries(const int32_t[:, ::1] palette):
     with nogil:
         for e in range(n_codes):
             for f in range(n_codes):
-                keys[f] = (distance(&palette[f, 0], &palette[e, 0], channels) << 8) | f
+                keys[f] = (distance(&palette[f, 0], &palette[e, 0]) << 8) | f
             sort_keys(keys, buffer, n_codes)
             for f in range(n_codes):
                 nearest[e, f] = keys[f] & 255
@@ -390,7 +397,7 @@ cdef inline bint is_tried(const int* tried, int n_tried, int code) noexcept nogi
 
 
 cdef int code_rank(
-    Coder* coder, Model* model, const int32_t* palette, int n_codes, int channels,
+    Coder* coder, Model* model, const int32_t* palette, int n_codes,
     const int32_t* predicted, const int* tried, int n_tried, int code, int context
 ) noexcept nogil:
     """Code an escape by its rank; the code, or -1 for a rank out of range.
@@ -403,9 +410,9 @@ cdef int code_rank(
     cdef int i, j, bit, node, offset = 0, value, centre = tried[0], previous, entry, own
     cdef uint32_t centre_distance, d
     cdef const uint8_t* row
-    centre_distance = distance(palette + centre * channels, predicted, channels)
+    centre_distance = distance(palette + 4 * centre, predicted)
     for i in range(1, n_tried):
-        d = distance(palette + tried[i] * channels, predicted, channels)
+        d = distance(palette + 4 * tried[i], predicted)
         if d < centre_distance:
             centre_distance = d
             centre = tried[i]
@@ -415,7 +422,7 @@ cdef int code_rank(
         row = model.nearest + previous * n_codes
         for i in range(min(8, n_codes)):
             entry = row[i]
-            d = distance(palette + entry * channels, predicted, channels)
+            d = distance(palette + 4 * entry, predicted)
             if d < centre_distance or (d == centre_distance and entry < centre):
                 centre_distance = d
                 centre = entry
@@ -483,7 +490,7 @@ cdef int code_index(
 
 cdef int code_stripe(
     Coder* coder, Model* model, uint16_t* codes, Py_ssize_t height, Py_ssize_t width,
-    const int32_t* palette, int n_codes, int channels, Py_ssize_t stop_after,
+    const int32_t* palette, int n_codes, Py_ssize_t stop_after,
     Py_ssize_t* done
 ) noexcept nogil:
     """Code the stripe; returns OK, an error, or TRUNCATED past ``stop_after``.
@@ -518,8 +525,8 @@ cdef int code_stripe(
         states_above = model.states + ((y + 1) & 1) * width
         for x in range(width):
             if not coder.encoding and coder.position > stop_after:
-                return TRUNCATED  # the previous pixel read past the limit
-            done[0] = row + x
+                done[0] = max(row + x - 1, 0)  # the previous pixel read past it
+                return TRUNCATED
             code = codes[row + x]
             # Neighbours, with the rules of the image borders.
             if y == 0:
@@ -546,15 +553,17 @@ cdef int code_stripe(
                     ww = codes[row + x - 2] if x >= 2 else w
                     state_w = states_now[x - 1]
             activity = 9 * state_w + 3 * state_n + state_ne
-            pw = palette + w * channels
+            pw = palette + 4 * w
             w_shape = ((n == w) | (nw == w) << 1 | (ne == w) << 2 | (ww == w) << 3
                        | (nn == w) << 4)
             n_tried = 1
             tried[0] = w
             if w_shape == 31:
                 # 1. All neighbours are W: is it W too? Else it is an escape.
-                for i in range(channels):
-                    predicted[i] = pw[i]
+                predicted[0] = pw[0]
+                predicted[1] = pw[1]
+                predicted[2] = pw[2]
+                predicted[3] = pw[3]
                 hit = 1
                 if n_codes > 1:
                     hit = code_counter(
@@ -566,13 +575,13 @@ cdef int code_stripe(
                     states_now[x] = 0
                     continue
             else:
-                pn = palette + n * channels
-                pnw = palette + nw * channels
-                for i in range(channels):
+                pn = palette + 4 * n
+                pnw = palette + 4 * nw
+                for i in range(4):
                     value = (3 * pw[i] + 3 * pn[i] - 2 * pnw[i] + 2) >> 2
                     predicted[i] = 0 if value < 0 else (255 if value > 255 else value)
-                q_wp = bit_length(distance(pw, predicted, channels))
-                q_wn = bit_length(distance(pw, pn, channels))
+                q_wp = bit_length(distance(pw, predicted))
+                q_wn = bit_length(distance(pw, pn))
                 n_shape = (nw == n) | (ne == n) << 1 | (nn == n) << 2
                 # 1. Is it W?
                 inputs[0] = &model.first[0][(w_shape * 8 + n_shape) * ACTIVITIES + activity]
@@ -623,7 +632,7 @@ cdef int code_stripe(
                     )]
                     inputs[2] = &model.candidate[2][
                         ((limited_slot * 32 + where) * 20
-                         + bit_length(distance(palette + c * channels, predicted, channels)))
+                         + bit_length(distance(palette + 4 * c, predicted)))
                         * 20 + q_wp
                     ]
                     tried[n_tried] = c
@@ -651,31 +660,45 @@ cdef int code_stripe(
             elif n_codes <= RANKED_CODES:
                 gradient = 0
                 if w_shape != 31:
-                    pne = palette + ne * channels
-                    for i in range(channels):
+                    pne = palette + 4 * ne
+                    for i in range(4):
                         gradient += (abs(pw[i] - pnw[i]) + abs(pn[i] - pnw[i])
                                      + abs(pn[i] - pne[i]))
                 gradient_class = bit_length(gradient)
                 if gradient_class > 15:
                     gradient_class = 15
                 code = code_rank(
-                    coder, model, palette, n_codes, channels, predicted, tried, n_tried,
+                    coder, model, palette, n_codes, predicted, tried, n_tried,
                     code, gradient_class * 9 + state_w * 3 + state_n
                 )
                 if code < 0:
+                    done[0] = row + x
                     return BAD_RANK
             else:
                 code = code_index(coder, model, n_codes, tried, n_tried, code)
                 if code < 0:
+                    done[0] = row + x
                     return BAD_INDEX
             codes[row + x] = code
-    if not coder.encoding and coder.position > stop_after:
-        return TRUNCATED
     done[0] = height * width
+    if not coder.encoding and coder.position > stop_after:
+        done[0] -= 1
+        return TRUNCATED
     return OK
 
 
 # -- Python entry points ---------------------------------------------------------
+
+
+def _check_tables(palette, nearest, positions):
+    n_codes = palette.shape[0]
+    if palette.shape[1] != 4 or not 1 <= n_codes <= 65536:
+        raise ValueError(f"palette must have shape (1..65536, 4), got {palette.shape}")
+    if n_codes <= RANKED_CODES and not (
+        nearest.shape[0] == nearest.shape[1] == positions.shape[0]
+        == positions.shape[1] == n_codes
+    ):
+        raise ValueError("nearest and positions must be the palette's nearest_entries")
 
 
 cdef inline void start(Coder* coder) noexcept nogil:
@@ -694,8 +717,9 @@ def encode_stripe(
 ):
     """The coded bytes of a stripe of codes (all below ``len(palette)``).
 
-    ``nearest`` and ``positions`` are :func:`nearest_entries` of the palette
-    (any (1, 1) arrays for more than 256 entries).
+    ``palette`` is the codebook as int32, 4 columns (unused channels 0);
+    ``nearest`` and ``positions`` are its :func:`nearest_entries` (any
+    arrays for more than 256 entries).
     """
     cdef Coder coder
     cdef Model model
@@ -704,6 +728,7 @@ def encode_stripe(
     cdef int status
     cdef bint ready
     cdef Py_ssize_t done
+    _check_tables(palette, nearest, positions)
     start(&coder)
     coder.encoding = True
     coder.size = 0
@@ -715,7 +740,7 @@ def encode_stripe(
         if ready:
             status = code_stripe(
                 &coder, &model, &work[0, 0], height, width, &palette[0, 0],
-                palette.shape[0], palette.shape[1], 0, &done
+                palette.shape[0], 0, &done
             )
             # Flush: one byte puts the decoder's value inside the final range.
             put_byte(&coder, (coder.x1 >> 24) + 1)
@@ -749,6 +774,7 @@ def decode_stripe(
     cdef Py_ssize_t height = codes.shape[0], width = codes.shape[1], i
     cdef Py_ssize_t present = data.shape[0], done = 0
     cdef int status = NO_MEMORY
+    _check_tables(palette, nearest, positions)
     start(&coder)
     coder.encoding = False
     coder.data = <uint8_t*>&data[0] if present else NULL
@@ -761,8 +787,7 @@ def decode_stripe(
             model.positions = &positions[0, 0]
             status = code_stripe(
                 &coder, &model, &codes[0, 0], height, width, &palette[0, 0],
-                palette.shape[0], palette.shape[1],
-                length + 3 if present == length else present, &done
+                palette.shape[0], length + 3 if present == length else present, &done
             )
         free_model(&model)
     if status == OK and coder.position != length + 3:

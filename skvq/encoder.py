@@ -47,7 +47,7 @@ __all__ = [
 
 COLOR_SPACES = ("rgb", "oklab")
 # Options of encode that go to VectorQuantizer; it validates them.
-QUANTIZER_OPTIONS = ("random_state", "init", "n_init", "max_iter", "tol")
+QUANTIZER_OPTIONS = ("random_state", "init", "n_init", "max_iter", "tol", "algorithm")
 # OkLab coordinates times this, plus _OKLAB_OFFSET, lie in 0..255 like
 # levels: K-Means and the nearest-codeword search then use their grid.
 _OKLAB_SCALE = 255.0
@@ -144,6 +144,25 @@ def check_options(
         )
     make_quantizer(n_clusters, **params)  # checked even when not fitting
     return dither_method(dither)
+
+
+def fitting(frames, *, alpha=False, dither=False, color_space="rgb", **params):
+    """Frames ready to be fitted with any number of colors (see :class:`Fitting`).
+
+    Parameters
+    ----------
+    frames, alpha, dither, color_space, **params
+        As for :func:`encode`.
+
+    Returns
+    -------
+    Fitting
+    """
+    method = check_options(dither=dither, color_space=color_space, **params)
+    frames = np.asarray(frames)
+    return Fitting(
+        frames, _Metric(frames.shape[-1], alpha, color_space), method, params
+    )
 
 
 def dither_method(dither) -> str | None:

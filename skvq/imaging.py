@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import encoder
-from ._engine._lloyd import take_colors
+from ._engine.colors import take_colors
 from .bits import BitReport
 from .metrics import psnr
 
@@ -225,7 +225,8 @@ def quantize_image(
         False: each pixel gets its nearest color, the tutorial's way. True:
         error diffusion by the library's best method, or a method's name
         (see :mod:`skvq.dither`); smoother gradients, less banding, at a
-        lower PSNR. The codebook is the same as without dithering.
+        lower PSNR. The fitted codebook is then refined for dithering
+        (:func:`skvq.dither.refine_palette`), except with alpha.
     color_space : {"rgb", "oklab"}, default="rgb"
         Where colors are fitted and matched: the pixel values (the
         tutorial's K-Means), or OkLab, where distances follow perceived

@@ -11,7 +11,17 @@ Save options (``im.save(..., k=..., ...)``):
 ``k``
     Number of colors, 1 to 65,536 (default 16). A "P" image using at most
     ``k`` palette entries is stored with those entries, not re-quantized.
-``random_state``, ``init``, ``n_init``, ``max_iter``, ``tol``
+``psnr``
+    Instead of ``k``: the fewest colors whose stored image (rounded, and
+    dithered with ``dither``) reaches this PSNR in dB, every channel
+    counted; e.g. ``im.save("photo.vq", psnr=38)``. See
+    :func:`skvq.choose_n_clusters`.
+``max_bytes``
+    Instead of ``k``: the most colors whose file, in the ``coding`` asked
+    for and with its metadata, fits in this many bytes (the best quality
+    that fits; at least 90 % of the budget unless even the lossless file is
+    smaller).
+``random_state``, ``init``, ``n_init``, ``max_iter``, ``tol``, ``algorithm``
     Passed to :class:`~skvq.VectorQuantizer`.
 ``codebook``
     A fitted :class:`~skvq.VectorQuantizer` whose codebook is used as is,
@@ -22,7 +32,8 @@ Save options (``im.save(..., k=..., ...)``):
 ``dither``
     False (default): each pixel gets its nearest color. True: error
     diffusion by the library's best method; or a method's name (see
-    :mod:`skvq.dither`). The codebook is the same as without dithering.
+    :mod:`skvq.dither`). A fitted codebook is then refined for dithering
+    (:func:`skvq.dither.refine_palette`), except with alpha.
 ``color_space``
     "rgb" (default): K-Means fits the pixel values, the tutorial's way.
     "oklab": colors are fitted and matched in OkLab, where distances follow
@@ -94,8 +105,18 @@ DEFAULT_K = 16
 DEFAULT_CODING = "auto"
 # Save options of :func:`skvq.encoder.encode` besides k.
 _ENCODER_OPTIONS = ("codebook", "dither", "color_space", *encoder.QUANTIZER_OPTIONS)
+# Save options that choose k for a target.
+_TARGET_OPTIONS = ("psnr", "max_bytes")
 #: Every save option of the format.
-SAVE_OPTIONS = ("k", "coding", *_ENCODER_OPTIONS, "icc_profile", "exif", "dpi")
+SAVE_OPTIONS = (
+    "k",
+    *_TARGET_OPTIONS,
+    "coding",
+    *_ENCODER_OPTIONS,
+    "icc_profile",
+    "exif",
+    "dpi",
+)
 # Pillow's own options of every format that saves sequences (Image.save
 # removes save_all before a plugin runs, unless it was set in encoderinfo).
 _PILLOW_OPTIONS = ("save_all", "append_images")
@@ -246,7 +267,7 @@ def _frames(sequence: Image.Image) -> list[Image.Image]:
 def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
     """Validate, quantize, encode, then write: nothing is written on error."""
     options = im.encoderinfo
-    encode_options = _check_options(options)
+    encode_options, target = _check_options(options)
     size = frames[0].size
     for frame in frames:
         if frame.size != size:
@@ -255,6 +276,19 @@ def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
             )
     mode = encoder.common_color_mode(color_mode(frame) for frame in frames)
     colors = np.stack([image_to_array(frame.convert(mode)) for frame in frames])
+
+    def file_bytes(encoding):
+        return _file_bytes(im, frames, mode, encoding)
+
+    if target:
+        from . import target as search
+
+        fitting = encoder.fitting(colors, alpha=mode.endswith("A"), **encode_options)
+        data = search.search(
+            fitting, file_bytes=file_bytes, max_clusters=vq.MAX_CODES, **target
+        ).data
+        fp.write(data)
+        return
     with warnings.catch_warnings():
         # Fewer distinct colors than k is fine for a file: K is just smaller.
         warnings.filterwarnings("ignore", message="X has .* distinct rows")
@@ -265,6 +299,11 @@ def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
             max_codes=vq.MAX_CODES,
             **encode_options,
         )
+    fp.write(file_bytes(encoding))
+
+
+def _file_bytes(im, frames, mode, encoding) -> bytes:
+    """The .vq file of an encoding of ``frames`` (in color ``mode``)."""
     codebook = encoding.codebook
     modes = {frame.mode for frame in frames}
     source_mode = modes.pop() if len(modes) == 1 else mode
@@ -273,35 +312,60 @@ def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
         # E.g. RGB with a transparent color, P frames with many palettes, or
         # PA, which the format stores as RGBA.
         source_mode = mode
-    width, height = size
-    data = vq.encode_vq(
+    width, height = frames[0].size
+    return vq.encode_vq(
         width,
         height,
         source_mode,
         codebook,
         encoding.codes,
         metadata=_metadata(im),
-        coding=options.get("coding", DEFAULT_CODING),
+        coding=im.encoderinfo.get("coding", DEFAULT_CODING),
     )
-    fp.write(data)
 
 
-def _check_options(options) -> dict:
-    """Check save options before any work; :func:`skvq.encoder.encode`'s share.
+def _check_options(options) -> tuple[dict, dict]:
+    """Check save options before any work.
 
-    Raises ValueError for an unknown option (with the valid ones) or a bad
-    value.
+    Returns :func:`skvq.encoder.encode`'s share, and the target (``psnr`` or
+    ``max_bytes``, empty without one). Raises ValueError for an unknown
+    option (with the valid ones), a bad value, or options that contradict
+    each other.
     """
     unknown = sorted(set(options) - set(SAVE_OPTIONS) - set(_PILLOW_OPTIONS))
     if unknown:
         raise ValueError(_unknown_options_message(unknown))
     _check_coding(options.get("coding", DEFAULT_CODING))
+    target = {key: options[key] for key in _TARGET_OPTIONS if key in options}
     encode_options = {"n_clusters": _check_k(options.get("k", DEFAULT_K))}
     encode_options.update(
         (key, options[key]) for key in _ENCODER_OPTIONS if key in options
     )
+    if target:
+        from .target import check_target
+
+        _check_target_options(options, target)
+        check_target(**target)
+        del encode_options["n_clusters"]
     encoder.check_options(**encode_options)
-    return encode_options
+    return encode_options, target
+
+
+def _check_target_options(options, target) -> None:
+    """A target chooses k and fits a codebook: neither may be given too."""
+    (name, *others) = target
+    if others:
+        raise ValueError(
+            "psnr and max_bytes are two targets; give one: psnr for the fewest "
+            "colors reaching a quality, max_bytes for the best quality that fits."
+        )
+    for given in ("k", "codebook"):
+        if given in options:
+            chooses = "chooses k" if given == "k" else "fits the codebook"
+            raise ValueError(
+                f"{given}= and {name}= contradict each other: {name}= {chooses}; "
+                f"give one of them."
+            )
 
 
 def _unknown_options_message(unknown: list[str]) -> str:

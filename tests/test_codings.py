@@ -6,12 +6,14 @@ import struct
 import sys
 import tracemalloc
 import zlib
+from concurrent.futures import ThreadPoolExecutor as Pool
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 import zstandard
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -19,6 +21,7 @@ import skvq
 from skvq import format as vq
 from skvq.bits import bits_per_code
 from skvq.cli import main as cli_main
+from skvq.format.codings import context as context_coding
 from skvq.image import reconstruct
 
 RUN_CODINGS = ["zstd", "bz2"]
@@ -140,7 +143,7 @@ def test_run_coding_layout_is_as_specified():
 # Damaged and crafted data
 
 
-@pytest.fixture(params=RUN_CODINGS)
+@pytest.fixture(params=[*RUN_CODINGS, "context"])
 def coded_file(request):
     codes = np.arange(200).reshape(10, 20) // 7 % 5
     return request.param, codes, encode(codes, 5, request.param)
@@ -155,20 +158,38 @@ def test_corrupted_coded_data_fails_the_crc(coded_file):
         vq.read_vq(bytes(damaged))
 
 
+def with_junk(index: bytes) -> bytes:
+    return index[:10] + b"junk" + index[10:]
+
+
 @pytest.mark.parametrize(
-    ("damage", "message"),
+    ("coding", "damage", "message"),
     [
-        (lambda index: index[:3], "hold no run flags"),
-        (lambda index: struct.pack(">I", 10**6) + index[4:], "run flags of 1000000"),
-        (lambda index: index[:-5], "ends early|damaged index data"),
-        (lambda index: index + b"\0", "bytes after a compressed stream|damaged"),
-        (lambda index: index[:4] + index[4:10] + b"junk" + index[10:], "damaged"),
+        (coding, damage, message)
+        for coding in RUN_CODINGS
+        for damage, message in [
+            (lambda index: index[:3], r"3 bytes hold no run flags\."),
+            (
+                lambda index: struct.pack(">I", 10**6) + index[4:],
+                r"run flags of 1000000 bytes in \d+ bytes\.",
+            ),
+            (lambda index: index[:-5], r"a compressed stream ends early\."),
+            (lambda index: index + b"\0", r"bytes after a compressed stream\."),
+            (
+                with_junk,
+                {
+                    "zstd": r"zstd: zstd decompressor error: Destination buffer",
+                    "bz2": r"bzip2: Invalid data stream\.",
+                }[coding],
+            ),
+        ]
     ],
 )
-def test_damaged_coded_data_with_a_valid_crc_is_rejected(coded_file, damage, message):
-    _, _, data = coded_file
+def test_damaged_run_data_with_a_valid_crc_is_rejected(coding, damage, message):
+    codes = np.arange(200).reshape(10, 20) // 7 % 5
+    data = encode(codes, 5, coding)
     _, index = index_data(data)
-    with pytest.raises(vq.FormatError, match=message):
+    with pytest.raises(vq.FormatError, match="^damaged index data: " + message):
         vq.read_vq(with_index_data(data, damage(index)))
 
 
@@ -225,16 +246,213 @@ def test_zstd_frames_must_declare_their_size():
         vq.read_vq(data)
 
 
+def decode_partially(data: bytes) -> np.ndarray:
+    file = io.BytesIO(data)
+    return vq.read_frame(file, vq.read_header(file), partial=True)
+
+
+def exact_prefix(decoded: np.ndarray, codes: np.ndarray) -> int:
+    """Pixels decoded as the original, in raster order, before the first other."""
+    differs = np.flatnonzero(decoded.ravel() != codes.ravel())
+    return int(differs[0]) if differs.size else codes.size
+
+
 def test_truncated_coded_frame(coded_file):
     _, codes, data = coded_file
-    truncated = data[: index_data(data)[0] + 8 + 20]
-    with pytest.raises(vq.TruncatedFileError):
-        vq.read_vq(truncated)
-    file = io.BytesIO(truncated)
-    header = vq.read_header(file)
-    partial = vq.read_frame(file, header, partial=True)
-    assert partial.shape == codes.shape  # what is decodable, zeros after
-    assert partial.max() < 5
+    offset, index = index_data(data)
+    with pytest.raises(vq.TruncatedFileError, match="'INDX' chunk announces"):
+        vq.read_vq(data[: offset + 8 + 20])
+    # Cut in its CRC, the frame still holds all its index data: exact.
+    np.testing.assert_array_equal(
+        decode_partially(data[: offset + 8 + len(index)]), codes
+    )
+    # Cut anywhere in the data: the codes decoded are the original ones up
+    # to some pixel, and 0 after it.
+    for cut in range(len(index)):
+        decoded = decode_partially(data[: offset + 8 + cut])
+        assert decoded.shape == codes.shape
+        assert not decoded.ravel()[exact_prefix(decoded, codes) :].any()
+
+
+# ---------------------------------------------------------------------------
+# The context coding, against the plain-Python coder written from the spec
+
+
+@pytest.fixture(scope="module")
+def spec_coder():
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        import context_reference
+    finally:
+        sys.path.pop(0)
+    return context_reference
+
+
+@st.composite
+def small_code_maps(draw):
+    """Code maps the plain-Python coder handles quickly, odd shapes included."""
+    n_codes = draw(
+        st.sampled_from([1, 2, 3, 16, 256, 257, 65536]) | st.integers(1, 300)
+    )
+    shape = draw(
+        st.sampled_from([(1, 1), (1, 17), (17, 1)])
+        | st.tuples(st.integers(1, 12), st.integers(1, 12))
+    )
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    colors = rng.integers(0, n_codes, draw(st.integers(1, 4)))
+    codes = (
+        rng.choice(colors, shape)
+        if draw(st.booleans())
+        else rng.integers(0, n_codes, shape)
+    )
+    channels = draw(st.integers(1, 4))
+    codebook = rng.integers(0, 256, (n_codes, channels), dtype=np.uint8)
+    if draw(st.booleans()):  # repeated colors: ties in every distance order
+        codebook[rng.integers(0, n_codes, n_codes // 2)] = codebook[0]
+    return codes, codebook, draw(st.integers(1, shape[0]))
+
+
+@settings(max_examples=40)
+@given(maps=small_code_maps())
+def test_context_coding_is_the_spec(spec_coder, maps):
+    codes, codebook, rows = maps
+    height, width = codes.shape
+    palette = codebook.tolist()
+    with patch.object(context_coding, "stripe_rows", lambda *shape: rows):
+        data = context_coding.CONTEXT.encode(codes, codebook)
+    assert data == spec_coder.encode_index_data(codes.tolist(), palette, rows)
+    assert spec_coder.decode_index_data(data, height, width, palette) == codes.tolist()
+    decoded = context_coding.CONTEXT.decode(data, codes.shape, codebook, False)
+    np.testing.assert_array_equal(decoded, codes)
+
+
+@pytest.mark.parametrize(
+    ("codes", "codebook", "index"),
+    [  # the examples of docs/format.md
+        ([[1, 1, 2], [2, 2, 0]], [[0], [128], [255]], "00000002 00000002 de21"),
+        (
+            [[0, 0, 1, 1], [0, 2, 2, 1], [3, 2, 2, 1]],
+            [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]],
+            "00000003 00000003 5a4c9b",
+        ),
+    ],
+)
+def test_context_coding_examples(spec_coder, codes, codebook, index):
+    expected = bytes.fromhex(index)
+    assert spec_coder.encode_index_data(codes, codebook, len(codes)) == expected
+    mode = {1: "L", 3: "RGB"}[len(codebook[0])]
+    height, width = len(codes), len(codes[0])
+    data = vq.encode_vq(width, height, mode, codebook, [codes], coding="context")
+    assert index_data(data)[1] == expected
+
+
+def test_context_coding_stripes_decode_on_threads(monkeypatch, small_photo):
+    result = skvq.quantize_image(small_photo, 16, random_state=0)
+    palette = reconstruct(result.codebook, np.arange(16)[:, None])
+    whole = vq.encode_vq(60, 40, "RGB", palette, [result.codes], coding="context")
+    monkeypatch.setattr(context_coding, "STRIPE_PIXELS", 300)  # 8 stripes
+    striped = vq.encode_vq(60, 40, "RGB", palette, [result.codes], coding="context")
+    _, striped_index = index_data(striped)
+    assert struct.unpack_from(">I", striped_index) == (5,)  # rows per stripe
+    calls = []
+    monkeypatch.setattr(
+        context_coding, "ThreadPoolExecutor", lambda n: calls.append(n) or Pool(n)
+    )
+    np.testing.assert_array_equal(vq.read_vq(striped)[1][0], result.codes)
+    assert calls and calls[0] >= 1  # decoded on threads
+    # Each stripe learns anew: a small cost in size.
+    assert len(whole) < len(striped) < 1.3 * len(whole)
+
+
+def context_data(rows: int, lengths, stripes: bytes) -> bytes:
+    return struct.pack(f">I{len(lengths)}I", rows, *lengths) + stripes
+
+
+def stripe_of_decisions(spec_coder, bits) -> bytes:
+    """A stripe coding ``bits``, each at the even odds of a new counter."""
+    coder = spec_coder.Coder()
+    for bit in bits:
+        coder.bit(2048, bit)
+    return coder.finish()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda data, one: context_data(0, [1], one), r"0 rows per stripe in 1 rows"),
+        (lambda data, one: context_data(2, [1], one), r"2 rows per stripe in 1 rows"),
+        (lambda data, one: data[:3], r"3 bytes hold no stripe table"),
+        (lambda data, one: struct.pack(">I", 1), r"a table of 1 stripes in 4 bytes"),
+        (lambda data, one: context_data(1, [0], b""), r"stripes of 0 bytes in 0 bytes"),
+        (lambda data, one: data + b"\0", r"stripes of \d+ bytes in \d+ bytes"),
+        (lambda data, one: data[:-1], r"stripes of \d+ bytes in \d+ bytes"),
+        (
+            lambda data, one: context_data(1, [len(data) - 7], data[8:] + b"\0"),
+            r"stripe 0 codes a stripe that does not end where its length says",
+        ),
+    ],
+)
+def test_damaged_context_data_with_a_valid_crc_is_rejected(make, message):
+    codes = np.zeros((1, 1), int)  # one pixel, all neighbours 0: one flat decision
+    data = index_data(encode(codes, 2, "context"))[1]
+    assert data == context_data(1, [1], b"\x01")
+    damaged = with_index_data(encode(codes, 2, "context"), make(data, b"\x01"))
+    with pytest.raises(vq.FormatError, match="^damaged index data: " + message):
+        vq.read_vq(damaged)
+
+
+def test_context_ranks_and_indices_out_of_range_are_rejected(spec_coder):
+    # 1 x 1, K = 3: not W (0), so one of 2 codes left; bucket 1, offset 1 is
+    # rank 2, past them. Every counter is new: even odds.
+    stripe = stripe_of_decisions(spec_coder, [0, 1, 1])
+    data = with_index_data(
+        encode(np.zeros((1, 1), int), 3, "context"),
+        context_data(1, [len(stripe)], stripe),
+    )
+    with pytest.raises(
+        vq.FormatError, match="stripe 0 codes a rank beyond the codebook"
+    ):
+        vq.read_vq(data)
+    # K = 300: not W, then the index in 9 bits: 299 is the last code, 300 is
+    # past it and 0 was tried (W).
+    for value, valid in [(299, True), (300, False), (0, False)]:
+        bits = [0] + [(value >> j) & 1 for j in range(8, -1, -1)]
+        stripe = stripe_of_decisions(spec_coder, bits)
+        data = with_index_data(
+            encode(np.zeros((1, 1), int), 300, "context"),
+            context_data(1, [len(stripe)], stripe),
+        )
+        if valid:
+            assert vq.read_vq(data)[1][0, 0, 0] == value
+        else:
+            with pytest.raises(vq.FormatError, match="stripe 0 codes an index beyond"):
+                vq.read_vq(data)
+
+
+def test_truncated_context_data_decodes_every_pixel_it_holds(small_photo):
+    result = skvq.quantize_image(small_photo, 16, random_state=0)
+    data = encode(result.codes, 16, "context")
+    offset, index = index_data(data)
+    prefixes = []
+    for cut in range(0, len(index) + 1, 7):
+        decoded = decode_partially(data[: offset + 8 + cut])
+        prefix = exact_prefix(decoded, result.codes)
+        assert not decoded.ravel()[prefix:].any()
+        prefixes.append(prefix)
+    assert prefixes == sorted(prefixes)  # more bytes, more pixels
+    # The pixels decoded grow with the bytes: a few bytes short, most are.
+    assert (
+        exact_prefix(
+            decode_partially(data[: offset + 8 + len(index) - 4]), result.codes
+        )
+        > 0.9 * result.codes.size
+    )
+
+
+def test_context_coding_beats_the_run_codings_on_a_photo(small_photo):
+    result = skvq.quantize_image(small_photo, 16, random_state=0)
+    sizes = {coding: len(encode(result.codes, 16, coding)) for coding in vq.CODINGS}
+    assert sizes["context"] < min(sizes["zstd"], sizes["bz2"])
 
 
 # ---------------------------------------------------------------------------

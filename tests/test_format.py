@@ -303,15 +303,26 @@ def test_truncated_index_data():
         vq.read_vq(data[:-16])
 
 
-def test_partial_decoding_of_truncated_index_data():
-    codes = np.arange(40).reshape(4, 10) % 4
-    data = vq.encode_vq(10, 4, "L", [[0], [1], [2], [3]], [codes])
-    truncated = data[: -12 - 4 - 7]  # DONE, the CRC and 7 of 10 index bytes
+@given(
+    n_codes=st.integers(2, 65536),
+    shape=st.tuples(st.integers(1, 9), st.integers(1, 40)),
+    seed=st.integers(0, 2**32 - 1),
+    data=st.data(),
+)
+def test_partial_decoding_of_truncated_index_data(n_codes, shape, seed, data):
+    height, width = shape
+    codes = np.random.default_rng(seed).integers(0, n_codes, shape)
+    codebook = np.arange(n_codes).reshape(-1, 1) % 256
+    file_data = vq.encode_vq(width, height, "L", codebook, [codes])
+    bits = (n_codes - 1).bit_length()  # not skvq's bits_per_code: an oracle
+    index_length = -(-codes.size * bits // 8)
+    present = data.draw(st.integers(0, index_length - 1))
+    # DONE, the CRC and all but `present` bytes of the index data cut off.
+    truncated = file_data[: len(file_data) - 12 - 4 - index_length + present]
     file = io.BytesIO(truncated)
-    header = vq.read_header(file)
-    partial = vq.read_frame(file, header, partial=True)
+    partial = vq.read_frame(file, vq.read_header(file), partial=True)
     expected = codes.ravel().copy()
-    expected[12:] = 0  # 3 bytes hold 12 codes of 2 bits
+    expected[present * 8 // bits :] = 0  # the whole codes present, then 0
     np.testing.assert_array_equal(partial.ravel(), expected)
 
 

@@ -11,8 +11,8 @@ from hypothesis.extra.numpy import arrays
 from sklearn.datasets import load_sample_image
 
 from skvq import VectorQuantizer
+from skvq._engine import _colors, _grid, colors, grid, lloyd, seeding, threads
 from skvq._engine import kmeans as _kmeans
-from skvq._engine import threads
 
 
 def brute_sq_distances(X, codebook):
@@ -61,9 +61,9 @@ def test_fit_is_a_lloyd_fixed_point_on_photo_crops(photo, n_clusters, china, flo
 def test_fixed_point_when_the_coarse_seeding_is_used(china):
     # Enough distinct colors that the seeding runs on the coarse histogram.
     pixels = china[100:300, 100:400].reshape(-1, 3)
-    rows, _ = _kmeans.unique_rows(pixels)
-    cells, _ = _kmeans._cell_means(rows, np.ones(len(rows)), _kmeans._GRID_BITS)
-    assert len(rows) >= _kmeans._MIN_COARSENING * len(cells)
+    rows, _ = colors.unique_rows(pixels)
+    cells, _ = grid.cell_means(rows, np.ones(len(rows)), grid.GRID_BITS)
+    assert len(rows) >= _kmeans.MIN_COARSENING * len(cells)
     vq = VectorQuantizer(16, random_state=0).fit(pixels)
     codes = vq.transform(pixels)[:, 0].astype(np.intp)
     assert_lloyd_fixed_point(pixels, vq.codebook_, codes)
@@ -111,7 +111,7 @@ def test_uint8_and_float_inputs_agree(small_photo, china, crop):
 
 def test_weights_are_repeats(small_photo):
     pixels = small_photo.reshape(-1, 3)
-    rows, counts = _kmeans.unique_rows(pixels)
+    rows, counts = colors.unique_rows(pixels)
     repeated = VectorQuantizer(8, random_state=0).fit(pixels)
     weighted = VectorQuantizer(8, random_state=0).fit(rows, sample_weight=counts)
     np.testing.assert_allclose(repeated.codebook_, weighted.codebook_)
@@ -138,7 +138,7 @@ uint8_rows = st.integers(1, 4).flatmap(
 
 def counting_from(min_samples):
     """Distinct colors by dense counting from ``min_samples`` samples on."""
-    return mock.patch.object(_kmeans, "_DENSE_COUNT_MIN_SAMPLES", min_samples)
+    return mock.patch.object(colors, "DENSE_COUNT_MIN_SAMPLES", min_samples)
 
 
 @pytest.mark.parametrize("dense_from", [0, 2**22])
@@ -148,7 +148,7 @@ def test_unique_rows_counts_every_sample(dense_from, X, data):
         st.none() | arrays(np.float64, len(X), elements=st.floats(0, 10))
     )
     with counting_from(dense_from):
-        rows, summed = _kmeans.unique_rows(X, weights)
+        rows, summed = colors.unique_rows(X, weights)
     expected_rows, inverse = np.unique(X, axis=0, return_inverse=True)
     np.testing.assert_array_equal(rows, expected_rows)
     expected = np.bincount(inverse.reshape(-1), weights=weights)
@@ -209,11 +209,11 @@ def test_transform_of_a_large_image_uses_the_lookup_table(china):
 
 
 def reference_lloyd(
-    points, weights, centers, relaxation=1.0, max_iter=1000, reach=_kmeans._REACH
+    points, weights, centers, relaxation=1.0, max_iter=1000, reach=lloyd.REACH
 ):
     """Textbook weighted Lloyd with brute-force assignment, for reference.
 
-    With ``relaxation > 1``, over-relaxed as ``_kmeans._lloyd`` documents:
+    With ``relaxation > 1``, over-relaxed as ``lloyd.run`` documents:
     in the first ``max_iter // 2`` updates, a centroid whose way to its mean
     heads the way of its last move steps past the mean, until no point
     changes cluster; then plain updates land on a fixed point. The last
@@ -268,11 +268,11 @@ def test_bounds_only_skip_work_same_iterations_as_reference_lloyd(
     # A small reach makes many epochs (new candidate lists), a large one few.
     # Over-relaxed, each epoch restarts the momentum, and an update past the
     # means at the end of one is landed in the next.
-    monkeypatch.setattr(_kmeans, "_REACH", reach)
-    rows, weights = _kmeans.unique_rows(china[200:260, 300:380].reshape(-1, 3))
+    monkeypatch.setattr(lloyd, "REACH", reach)
+    rows, weights = colors.unique_rows(china[200:260, 300:380].reshape(-1, 3))
     start = rows[np.random.default_rng(0).choice(len(rows), n_clusters, False)]
     start = start.astype(np.float64)
-    centers, _, n_iter = _kmeans._lloyd(
+    centers, _, n_iter = lloyd.run(
         rows, weights, start, 1000, 0.0, relaxation=relaxation
     )
     expected, expected_iter, _ = reference_lloyd(
@@ -287,10 +287,10 @@ def test_bounds_only_skip_work_same_iterations_as_reference_lloyd(
 def test_over_relaxed_lloyd_cut_short_ends_on_the_means(china, max_iter):
     # Stopped by max_iter, the centroids are those of the reference, and the
     # means of the clusters they were updated from: never a step past them.
-    rows, weights = _kmeans.unique_rows(china[:80, :120].reshape(-1, 3))
+    rows, weights = colors.unique_rows(china[:80, :120].reshape(-1, 3))
     points = rows.astype(np.float64)
     start = points[np.random.default_rng(1).choice(len(rows), 12, False)]
-    centers, _, n_iter = _kmeans._lloyd(rows, weights, start, max_iter, 0.0, 1.8)
+    centers, _, n_iter = lloyd.run(rows, weights, start, max_iter, 0.0, 1.8)
     expected, expected_iter, labels = reference_lloyd(
         points, weights, start, 1.8, max_iter
     )
@@ -358,13 +358,11 @@ def test_fixed_point_off_the_color_grid(seed, k, n_features, weighted):
     slack=st.sampled_from([0.0, 3.0, 12.0]),
 )
 def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
-    from skvq._engine import _lloyd
-
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, 256, size=(500, 3)).astype(np.uint8)
     centers = rng.uniform(-10, 265, size=(k, 3))
-    cell_of_row, pyramid = _kmeans._grid(rows)
-    indptr, indices, floors, outside = _kmeans._candidates(pyramid, centers, slack)
+    cell_of_row, pyramid = grid.build(rows)
+    indptr, indices, floors, outside = grid.candidates(pyramid, centers, slack)
     # The centroids may then move by up to slack / 2 ...
     step = rng.normal(size=(k, 3))
     step *= rng.uniform(0, slack / 2, (k, 1)) / np.linalg.norm(step, axis=1)[:, None]
@@ -379,10 +377,10 @@ def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
         assert sq[i, listed].min() <= sq[i].min() * (1 + 1e-9) + 1e-9
         unlisted = np.setdiff1d(np.arange(k), listed)
         assert np.all(np.sqrt(sq[i, unlisted]) >= outside[cell] - slack / 2 - 1e-9)
-    labels, distance = _lloyd.nearest(
+    labels, distance = _grid.nearest(
         rows.astype(np.float64),
         cell_of_row,
-        *_kmeans._candidates(pyramid, centers, 0.0)[:3],
+        *grid.candidates(pyramid, centers, 0.0)[:3],
         centers,
     )
     sq = brute_sq_distances(rows, centers)
@@ -405,7 +403,7 @@ def test_seeding_picks_the_points_scikit_learn_picks(seed, k, weighted, n_points
     rng = np.random.default_rng(seed)
     points = rng.uniform(0, 255, size=(n_points, 3))
     weights = rng.uniform(0.5, 20, len(points)) if weighted else np.ones(len(points))
-    ours = _kmeans._kmeans_plusplus(points, weights, k, check_random_state(seed))
+    ours = seeding.kmeans_plusplus(points, weights, k, check_random_state(seed))
     _, theirs = kmeans_plusplus(
         points, k, sample_weight=weights, random_state=check_random_state(seed)
     )
@@ -416,21 +414,21 @@ def test_seeding_picks_the_points_scikit_learn_picks(seed, k, weighted, n_points
 def test_best_of_n_init_seedings_is_kept(china, init):
     from sklearn.utils import check_random_state
 
-    rows, weights = _kmeans.unique_rows(china[::8, ::8].reshape(-1, 3))
+    rows, weights = colors.unique_rows(china[::8, ::8].reshape(-1, 3))
     points = rows.astype(np.float64)
     # The seedings draw, one after the other, from one random state.
     random_state = check_random_state(3)
     inertias = []
     for _ in range(4):
         if init == "k-means++":
-            chosen = _kmeans._kmeans_plusplus(points, weights, 12, random_state)
+            chosen = seeding.kmeans_plusplus(points, weights, 12, random_state)
         else:
             chosen = random_state.choice(
                 len(points), 12, replace=False, p=weights / weights.sum()
             )
-        inertias.append(_kmeans._lloyd(rows, weights, points[chosen], 300, 0.0)[1])
+        inertias.append(lloyd.run(rows, weights, points[chosen], 300, 0.0)[1])
     assert len(set(inertias)) > 1, "the seedings differ"
-    centers = _kmeans._seed(
+    centers = seeding.seed(
         points,
         weights,
         12,
@@ -440,7 +438,7 @@ def test_best_of_n_init_seedings_is_kept(china, init):
         tol=0.0,
         random_state=3,
     )
-    best = _kmeans._lloyd(rows, weights, centers, 300, 0.0)[1]
+    best = lloyd.run(rows, weights, centers, 300, 0.0)[1]
     assert best == pytest.approx(min(inertias))
 
 
@@ -476,15 +474,15 @@ def test_candidate_lists_of_many_boxes_on_threads(china):
     from threadpoolctl import threadpool_limits
 
     # Thousands of cells: the lists are made in chunks on threads.
-    rows, _ = _kmeans.unique_rows(china.reshape(-1, 3))
-    cell_of_row, pyramid = _kmeans._grid(rows)
+    rows, _ = colors.unique_rows(china.reshape(-1, 3))
+    cell_of_row, pyramid = grid.build(rows)
     (cell_lo, _), _ = pyramid[0]
     assert len(cell_lo) >= 2000
     centers = np.random.default_rng(0).uniform(0, 255, size=(64, 3))
     lists = []
     for n_threads in (1, 2):
         with threadpool_limits(n_threads):
-            lists.append(_kmeans._candidates(pyramid, centers, 12.0))
+            lists.append(grid.candidates(pyramid, centers, 12.0))
     for serial, threaded in zip(*lists, strict=True):
         np.testing.assert_array_equal(serial, threaded)
     indptr, indices, _, _ = lists[1]
@@ -496,30 +494,24 @@ def test_candidate_lists_of_many_boxes_on_threads(china):
 
 
 @pytest.mark.parametrize("n_colors", [1000, 2**20 + 5])
-def test_colors_are_looked_up_by_their_key(n_colors):
-    from skvq._engine import _lloyd
-
-    # From 2**20 colors on, the lookup runs on threads.
-    colors = np.random.default_rng(0).integers(0, 256, (n_colors, 3), dtype=np.uint8)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_colors_are_looked_up_by_their_key(n_colors, n_threads):
+    rows = np.random.default_rng(0).integers(0, 256, (n_colors, 3), dtype=np.uint8)
     table = np.arange(2**24, dtype=np.uint32) * 7
-    keys = _kmeans._pack_uint8(colors)
-    np.testing.assert_array_equal(_lloyd.look_up_colors(colors, table), table[keys])
+    keys = colors.pack_uint8(rows)
+    found = _colors.look_up_colors(rows, table, n_threads)
+    np.testing.assert_array_equal(found, table[keys])
 
 
 def test_distinct_colors_of_many_pixels_on_threads():
-    from threadpoolctl import threadpool_limits
-
-    from skvq._engine import _lloyd
-
-    # From 2**20 pixels on, both passes of the counting run on threads.
+    # Both passes of the counting run on threads.
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (2**20 + 7, 3), dtype=np.uint8)
     X[::3, 0] = 17  # a crowded part
-    keys = np.sort(_kmeans._pack_uint8(X))
-    starts = _kmeans._run_starts(keys)
+    keys = np.sort(colors.pack_uint8(X))
+    starts = colors.run_starts(keys)
     for n_threads in (1, 2):
-        with threadpool_limits(n_threads):
-            distinct, counts = _lloyd.distinct_colors(X)
+        distinct, counts = _colors.distinct_colors(X, n_threads)
         np.testing.assert_array_equal(distinct, keys[starts])
         np.testing.assert_array_equal(counts, np.diff(starts, append=len(keys)))
 
@@ -540,7 +532,7 @@ def test_group_sums_are_the_weighted_sums_of_each_group(
         rows = rows.astype(np.uint8)
     weights = rng.uniform(0.5, 3, size=n_rows)
     groups = rng.integers(0, n_groups, size=n_rows).astype(np.intp)
-    sums, totals = _kmeans._lloyd_kernels.group_sums(rows, weights, groups, n_groups)
+    sums, totals = _colors.group_sums(rows, weights, groups, n_groups)
     expected = np.zeros((n_groups, n_features))
     np.add.at(expected, groups, weights[:, None] * rows)
     np.testing.assert_allclose(sums, expected, rtol=1e-12, atol=1e-9)
@@ -562,7 +554,7 @@ def test_group_sums_are_the_weighted_sums_of_each_group(
 def test_float_rows_take_the_uint8_path_exactly_when_nothing_is_lost(X):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no invalid cast on the way
-        converted = _kmeans._as_uint8_if_exact(X)
+        converted = colors.as_uint8_if_exact(X)
     exact = len(X) > 0 and bool(
         np.isin(X, np.arange(256)).all()  # integers 0..255 only
     )
@@ -594,14 +586,14 @@ def test_search_takes_the_lowest_index_of_three_tied_candidates():
     rows = np.array([[100, 100]], dtype=np.uint8)
     centers = np.array([[165.0, 100], [163, 116], [160, 125]])
     assert np.all(exact_sq_distances(rows, centers) == 65**2)
-    cell_of_row, pyramid = _kmeans._grid(rows)
-    indptr, indices, floors, _ = _kmeans._candidates(pyramid, centers, 0.0)
+    cell_of_row, pyramid = grid.build(rows)
+    indptr, indices, floors, _ = grid.candidates(pyramid, centers, 0.0)
     assert list(indices[indptr[cell_of_row[0]] : indptr[cell_of_row[0] + 1]]) == [
         2,
         1,
         0,
     ]
-    labels, distance = _kmeans._lloyd_kernels.nearest(
+    labels, distance = _grid.nearest(
         rows.astype(np.float64), cell_of_row, indptr, indices, floors, centers
     )
     assert labels[0] == 0
@@ -624,9 +616,9 @@ def test_search_finds_the_lowest_nearest_index_and_three_least_distances(
     rows = rng.integers(100, 100 + spread, size=(400, n_features)).astype(np.uint8)
     centers = rng.integers(100 - spread, 100 + 2 * spread, size=(k, n_features))
     centers = centers[rng.integers(0, k, k)].astype(np.float64)  # duplicates too
-    cell_of_row, pyramid = _kmeans._grid(rows)
-    indptr, indices, floors, _ = _kmeans._candidates(pyramid, centers, slack)
-    labels, distance, three = _kmeans._lloyd_kernels.nearest(
+    cell_of_row, pyramid = grid.build(rows)
+    indptr, indices, floors, _ = grid.candidates(pyramid, centers, slack)
+    labels, distance, three = _grid.nearest(
         rows.astype(np.float64),
         cell_of_row,
         indptr,
@@ -644,6 +636,20 @@ def test_search_finds_the_lowest_nearest_index_and_three_least_distances(
         np.testing.assert_array_equal(three[i], expected)
 
 
+# Crops of the sample photos: origin, size (pixels of the crop as rows).
+PHOTO_CROPS = {
+    "photo": st.sampled_from(["china", "flower"]),
+    "top": st.integers(0, 400),
+    "left": st.integers(0, 600),
+    "size": st.integers(8, 40),
+}
+
+
+def photo_crop(china, flower, photo, top, left, size):
+    image = {"china": china, "flower": flower}[photo]
+    return image[top : top + size, left : left + size].reshape(-1, 3)
+
+
 PHOTO_DTYPES = {
     "uint8": lambda pixels: pixels,
     "float64 0..255": lambda pixels: pixels.astype(np.float64),
@@ -654,10 +660,7 @@ PHOTO_DTYPES = {
 
 
 @given(
-    photo=st.sampled_from(["china", "flower"]),
-    top=st.integers(0, 400),
-    left=st.integers(0, 600),
-    size=st.integers(8, 40),
+    **PHOTO_CROPS,
     fewer=st.none() | st.integers(1, 12),
     seed=st.integers(0, 2**16),
     dtype=st.sampled_from(sorted(PHOTO_DTYPES)),
@@ -666,8 +669,7 @@ PHOTO_DTYPES = {
 def test_every_fit_ends_at_a_brute_force_fixed_point(
     china, flower, photo, top, left, size, fewer, seed, dtype, data
 ):
-    image = {"china": china, "flower": flower}[photo]
-    crop = image[top : top + size, left : left + size].reshape(-1, 3)
+    crop = photo_crop(china, flower, photo, top, left, size)
     X = PHOTO_DTYPES[dtype](crop)
     # A few clusters fewer than colors: many clusters of one or two colors,
     # whose centroids lie on the integer grid, where ties abound.
@@ -706,10 +708,7 @@ def test_every_fit_ends_at_a_brute_force_fixed_point(
 
 
 @given(
-    photo=st.sampled_from(["china", "flower"]),
-    top=st.integers(0, 400),
-    left=st.integers(0, 600),
-    size=st.integers(8, 40),
+    **PHOTO_CROPS,
     n_clusters=st.integers(2, 40),
     fewer=st.none() | st.integers(1, 12),
     seed=st.integers(0, 2**16),
@@ -734,17 +733,16 @@ def test_passes_are_those_of_brute_force_lloyd_on_random_crops(
 ):
     # Starting from distinct colors (integer centroids: exact ties), pass
     # for pass the centroids of textbook Lloyd with argmin assignments.
-    image = {"china": china, "flower": flower}[photo]
-    crop = image[top : top + size, left : left + size].reshape(-1, 3)
-    rows, weights = _kmeans.unique_rows(crop)
+    crop = photo_crop(china, flower, photo, top, left, size)
+    rows, weights = colors.unique_rows(crop)
     if fewer is not None and fewer < len(rows) - 1:
         n_clusters = len(rows) - fewer  # many clusters of one or two colors
     if len(rows) <= n_clusters:
         return
     rng = np.random.default_rng(seed)
     start = rows[rng.choice(len(rows), n_clusters, replace=False)].astype(np.float64)
-    with mock.patch.object(_kmeans, "_REACH", reach):
-        centers, _, n_iter = _kmeans._lloyd(
+    with mock.patch.object(lloyd, "REACH", reach):
+        centers, _, n_iter = lloyd.run(
             rows, weights, start, 1000, 0.0, relaxation=relaxation
         )
     expected, expected_iter, _ = reference_lloyd(
@@ -753,3 +751,48 @@ def test_passes_are_those_of_brute_force_lloyd_on_random_crops(
     assert expected_iter < 1000
     np.testing.assert_allclose(centers, expected, rtol=0, atol=1e-9)
     assert n_iter == expected_iter
+
+
+@given(
+    **PHOTO_CROPS,
+    n_clusters=st.integers(2, 40),
+    seed=st.integers(0, 2**16),
+    relaxation=st.sampled_from([1.0, 1.8]),
+    reach=st.sampled_from([0.25, 2.0, 6.0]),
+)
+def test_every_bound_holds_after_every_epoch(
+    china, flower, photo, top, left, size, n_clusters, seed, relaxation, reach
+):
+    # The bounds are what lets a pass skip a point: after each epoch, each
+    # point's must hold for the centroids as they are.
+    crop = photo_crop(china, flower, photo, top, left, size)
+    rows, weights = colors.unique_rows(crop)
+    if len(rows) <= n_clusters:
+        return
+    rng = np.random.default_rng(seed)
+    start = rows[rng.choice(len(rows), n_clusters, replace=False)].astype(np.float64)
+    points = None
+    epochs = []
+
+    def check(passes, n_iter):
+        upper, runner_up, lower_runner_up, lower_rest = passes.bounds()
+        # The passes hold the rows grouped by cell; the bounds are theirs.
+        sq = exact_sq_distances(points, passes.centers)
+        dist = np.sqrt(sq)
+        labels = passes.labels
+        at = np.arange(len(points))
+        assert np.all(upper >= dist[at, labels])
+        has = runner_up >= 0
+        assert np.all(lower_runner_up[has] <= dist[at[has], runner_up[has]])
+        others = dist.copy()
+        others[at, labels] = np.inf
+        others[at[has], runner_up[has]] = np.inf
+        assert np.all(lower_rest <= others.min(axis=1))
+        epochs.append(n_iter)
+
+    cell_of_row, pyramid = grid.build(rows)
+    (cell_lo, _), _ = pyramid[0]
+    _, _, points, _ = _colors.group_by_box(rows, weights, cell_of_row, len(cell_lo))
+    with mock.patch.object(lloyd, "REACH", reach):
+        lloyd.run(rows, weights, start, 1000, 0.0, relaxation, on_epoch=check)
+    assert epochs

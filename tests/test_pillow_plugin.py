@@ -527,7 +527,7 @@ def test_bad_options(tmp_path, options, message):
 def test_unknown_options_are_refused(tmp_path, small_photo, options, hint):
     image = Image.fromarray(small_photo)
     name = next(key for key in options if key != "k")
-    valid = "Valid options: append_images, codebook, coding, color_space, dither"
+    valid = "Valid options: algorithm, append_images, codebook, coding, color_space"
     with pytest.raises(ValueError, match=f"Unknown VQ save option '{name}'") as raised:
         save_bytes(image, **options)
     assert hint in str(raised.value) and valid in str(raised.value)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _refine
-from . import kmeans as _kmeans
+from . import lloyd as _lloyd
 
 # Codewords added and removed by a breath at first (Fritzke's default).
 BREATHS = 5
@@ -54,13 +54,13 @@ def lloyd(rows, weights, centers, max_iter=300):
     n_iter : int
     labels : ndarray of shape (n_rows,), intp
     """
-    return _kmeans._lloyd(
+    return _lloyd.run(
         rows,
         weights,
         centers,
         max_iter,
         0.0,
-        relaxation=_kmeans._RELAXATION,
+        relaxation=_lloyd.RELAXATION,
         return_labels=True,
     )
 

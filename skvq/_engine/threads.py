@@ -62,9 +62,9 @@ def available():
     threads of its worker processes), the CPUs this process may run on, and
     its cgroup CPU quota.
     """
-    from . import _lloyd
+    from . import _openmp
 
-    return max(1, min(_lloyd.max_threads(), _cpus(), _cpu_quota()))
+    return max(1, min(_openmp.max_threads(), _cpus(), _cpu_quota()))
 
 
 def _cpus():

@@ -24,9 +24,10 @@ from ..container import FormatError
 from .base import Coding, damaged_unless
 
 _U32 = struct.Struct(">I")
-# Pixels per stripe the encoder aims at: stripes of a few hundred thousand
-# pixels cost well under 1 % of size for learning their statistics anew.
-STRIPE_PIXELS = 1 << 18
+# Pixels per stripe the encoder aims at. Each stripe learns its statistics
+# anew: on the sample photos stripes of 2**17 pixels cost 0.6 % in size
+# (2**16: 1.5 %), and two of them already decode on two cores.
+STRIPE_PIXELS = 1 << 17
 # Codebooks up to this size code escapes by rank (the rank tables are K x K).
 _RANKED_CODES = 256
 _NO_TABLE = np.zeros((1, 1), np.uint8)
@@ -40,8 +41,9 @@ def stripe_rows(height: int, width: int) -> int:
 
 
 def _tables(codebook: np.ndarray):
-    """The palette as int32 and its nearest-entry tables (for ranks)."""
-    palette = np.ascontiguousarray(codebook, np.int32)
+    """The palette as int32 in 4 columns and its nearest-entry tables."""
+    palette = np.zeros((len(codebook), 4), np.int32)
+    palette[:, : codebook.shape[1]] = codebook
     if len(palette) > _RANKED_CODES:
         return palette, _NO_TABLE, _NO_TABLE
     return palette, *_context.nearest_entries(palette)

@@ -1,0 +1,484 @@
+"""The number of colors for a target: the fewest that reach a PSNR, the most
+that fit in a file size.
+
+pngquant's ``--quality`` uses the fewest colors that reach a quality;
+scikit-learn users run a grid search over ``n_clusters``. Here one search
+does it, on the stored result: codebook rounded to integers, dithered when
+dithering is asked for, file size from the coding that will be written.
+
+The search does not fit every candidate from scratch. Codebooks of nearby
+sizes are related: from a fitted codebook, splitting the clusters of largest
+error grows it and removing the codewords of least utility shrinks it, and
+Lloyd's iterations from there reach a fixed point in a fraction of a fit
+(:mod:`skvq._engine.refine`). PSNR is close to linear in ``log K`` and file
+size to a power of ``K``: a secant through the results so far predicts the
+next size to try, and the search ends when the answer is bracketed to 2 %.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+
+from . import encoder
+
+__all__ = ["NClustersChoice", "Trial", "choose_n_clusters"]
+
+# Codebooks hold at most this many colors (the .vq format's limit).
+MAX_CLUSTERS = 65536
+# The search stops when the answer is known to within this fraction of K.
+_TOLERANCE = 0.03
+# Sizes within this fraction of a fitted one start from it (split or
+# removed codewords); farther ones are fitted from scratch.
+_WARM_REACH = 0.25
+# Typical slopes: PSNR gains about 2.4 dB per doubling of K on photos, and
+# a file grows by about 25 % (coded indices cost more bits per pixel).
+_PSNR_SLOPE = 2.4 / math.log(2)
+_SIZE_SLOPE = 0.35
+# Slopes are clamped to these ranges (per unit of log K): a model fitted on
+# two noisy points must not send the next try to the ends of the range.
+_PSNR_SLOPES = (0.3, 30.0)
+_SIZE_SLOPES = (0.02, 2.0)
+# At most this many sizes are tried before the best so far is taken.
+_MAX_TRIALS = 40
+# The first size tried: cheap to fit, and a good base for the model.
+_FIRST_TRY = 16
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One number of colors the search tried.
+
+    Attributes
+    ----------
+    n_clusters : int
+    psnr : float
+        PSNR of the stored image, in dB (``inf`` when lossless).
+    n_bytes : int or None
+        File size, when the target is one.
+    start : str
+        How the codebook was fitted: "seeds" (from scratch), "split" or
+        "removed" (from the codebook of the nearest size tried before).
+    """
+
+    n_clusters: int
+    psnr: float
+    n_bytes: int | None
+    start: str
+
+
+@dataclass(frozen=True)
+class NClustersChoice:
+    """The result of :func:`choose_n_clusters`.
+
+    Attributes
+    ----------
+    n_clusters : int
+        The number of colors chosen.
+    quantizer : VectorQuantizer
+        The fitted quantizer whose codebook reaches the target: pass it as
+        ``codebook=`` to :func:`skvq.quantize_image` or ``Image.save`` (with
+        the same ``dither`` and ``color_space``) for exactly the image the
+        search measured. With alpha and fully transparent pixels, its
+        ``n_clusters`` is one less: one color is reserved for them.
+    psnr : float
+        PSNR of the stored image, in dB, every channel.
+    n_bytes : int or None
+        Size of the .vq file, when ``max_bytes`` was given.
+    trials : tuple of Trial
+        Every number of colors tried, in order.
+    """
+
+    n_clusters: int
+    quantizer: object
+    psnr: float
+    n_bytes: int | None
+    trials: tuple
+
+
+def choose_n_clusters(
+    image,
+    *,
+    psnr=None,
+    max_bytes=None,
+    dither=False,
+    color_space="rgb",
+    coding="auto",
+    **params,
+) -> NClustersChoice:
+    """The fewest colors that reach a PSNR, or the most that fit in a size.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image, path or array-like
+        See :func:`skvq.imaging.image_to_array`.
+    psnr : float, optional
+        Target PSNR in dB of the stored image (codebook rounded to
+        integers, dithered if ``dither``), over every value, alpha included
+        (as :attr:`skvq.QuantizedImage.psnr`): the smallest ``n_clusters``
+        whose result reaches it.
+    max_bytes : int, optional
+        Largest .vq file, in bytes: the largest ``n_clusters`` whose file
+        fits (the best quality; its file is at least 90 % of
+        ``max_bytes`` unless even the lossless file is smaller).
+    dither, color_space
+        As for :func:`skvq.quantize_image`.
+    coding : str, default="auto"
+        The index coding of the file (``max_bytes`` only), as for
+        ``Image.save``.
+    **params
+        Other :class:`~skvq.VectorQuantizer` parameters, e.g.
+        ``random_state`` or ``algorithm``.
+
+    Returns
+    -------
+    NClustersChoice
+        The number of colors, the fitted quantizer and what was tried.
+
+    Raises
+    ------
+    ValueError
+        For a target no number of colors reaches (the message gives the
+        best reachable and the number of colors it takes), for both or
+        neither of ``psnr`` and ``max_bytes``, and for bad options.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_sample_image
+    >>> from skvq.target import choose_n_clusters
+    >>> china = load_sample_image("china.jpg")
+    >>> choice = choose_n_clusters(china, psnr=33, random_state=0)
+    >>> choice.psnr >= 33
+    True
+    """
+    from . import format as vq
+    from .imaging import _image_array
+
+    check_target(psnr=psnr, max_bytes=max_bytes)
+    encoder.check_options(dither=dither, color_space=color_space, **params)
+    array, _ = _image_array(image)
+    n_channels = array.shape[2]
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}.get(n_channels)
+    if mode is None:
+        raise ValueError(f"An image has 1 to 4 channels; got {n_channels}.")
+    if coding not in (*vq.CODINGS, "auto"):
+        raise ValueError(
+            f"coding must be one of {', '.join(map(repr, [*vq.CODINGS, 'auto']))}, "
+            f"got {coding!r}."
+        )
+    height, width = array.shape[:2]
+
+    def file_bytes(encoding):
+        return vq.encode_vq(
+            width, height, mode, encoding.codebook, encoding.codes, coding=coding
+        )
+
+    fitting = encoder.fitting(
+        array[np.newaxis],
+        alpha=mode.endswith("A"),
+        dither=dither,
+        color_space=color_space,
+        **params,
+    )
+    result = search(fitting, psnr=psnr, max_bytes=max_bytes, file_bytes=file_bytes)
+    return NClustersChoice(
+        n_clusters=result.n_clusters,
+        quantizer=result.encoding.quantizer,
+        psnr=result.psnr,
+        n_bytes=result.n_bytes,
+        trials=result.trials,
+    )
+
+
+def check_target(*, psnr=None, max_bytes=None):
+    """Check a target: exactly one of ``psnr`` (dB) and ``max_bytes``."""
+    if (psnr is None) == (max_bytes is None):
+        raise ValueError(
+            "Give one target: psnr (the fewest colors reaching it) or max_bytes "
+            "(the most colors whose file fits)."
+            + ("" if psnr is None else " Both were given.")
+        )
+    if psnr is not None and (
+        isinstance(psnr, bool)
+        or not isinstance(psnr, Real)
+        or not math.isfinite(psnr)
+        or psnr <= 0
+    ):
+        raise ValueError(f"psnr must be a positive number of dB, got {psnr!r}.")
+    if max_bytes is not None and (
+        isinstance(max_bytes, bool) or not isinstance(max_bytes, Integral)
+    ):
+        raise ValueError(
+            f"max_bytes must be a whole number of bytes, got {max_bytes!r}."
+        )
+    if max_bytes is not None and max_bytes <= 0:
+        raise ValueError(f"max_bytes must be positive, got {max_bytes!r}.")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`search` found.
+
+    ``data`` holds the bytes of the file (``max_bytes`` only), ``encoding``
+    the codebook and codes of the chosen number of colors.
+    """
+
+    n_clusters: int
+    encoding: encoder.Encoding
+    psnr: float
+    n_bytes: int | None
+    data: bytes | None
+    trials: tuple
+
+
+@dataclass
+class _Point:
+    """A fitted number of colors and its result."""
+
+    quantizer: object
+    labels: np.ndarray
+    encoding: encoder.Encoding
+    psnr: float
+    data: bytes | None
+
+
+def search(
+    fitting, *, psnr=None, max_bytes=None, file_bytes=None, max_clusters=MAX_CLUSTERS
+):
+    """The number of colors for a target (see :func:`choose_n_clusters`).
+
+    Parameters
+    ----------
+    fitting : skvq.encoder.Fitting
+        The frames, ready to fit.
+    psnr : float, optional
+    max_bytes : int, optional
+        One of the two.
+    file_bytes : callable, optional
+        The bytes of the file of an :class:`~skvq.encoder.Encoding`;
+        needed for ``max_bytes``.
+    max_clusters : int, default=65536
+        Most colors the file holds.
+
+    Returns
+    -------
+    SearchResult
+    """
+    check_target(psnr=psnr, max_bytes=max_bytes)
+    return _Search(fitting, psnr, max_bytes, file_bytes, max_clusters).run()
+
+
+class _Search:
+    def __init__(self, fitting, psnr, max_bytes, file_bytes, max_clusters):
+        self.fitting = fitting
+        self.psnr = psnr
+        self.max_bytes = max_bytes
+        self.file_bytes = file_bytes
+        self.points = {}
+        self.trials = []
+        n_pixels_values = fitting.pixels.size
+        self.n_values = n_pixels_values
+        # Every distinct color its own codeword: the result is then lossless
+        # (or as near as rounding allows), and more colors add nothing.
+        features, _, reserve = fitting.fitted_rows(2)
+        self.max_k = max(1, min(max_clusters, len(features) + reserve))
+
+    # -- measuring -----------------------------------------------------------
+
+    def value(self, k):
+        """The scale the target is on: PSNR in dB, or the log of the size."""
+        point = self.at(k)
+        if self.psnr is not None:
+            return point.psnr
+        return math.log(len(point.data))
+
+    def passes(self, k):
+        point = self.at(k)
+        if self.psnr is not None:
+            return point.psnr >= self.psnr
+        return len(point.data) <= self.max_bytes
+
+    def at(self, k):
+        """The fitted point for ``k`` colors, from the nearest one fitted."""
+        if k in self.points:
+            return self.points[k]
+        near = min(self.points, key=lambda j: abs(math.log(j / k)), default=None)
+        with warnings.catch_warnings():
+            # Fewer distinct colors than k: the codebook is those colors.
+            warnings.filterwarnings("ignore", message="X has .* distinct rows")
+            if near is not None and abs(k - near) <= _WARM_REACH * near:
+                start, (quantizer, labels) = self._warm(k, self.points[near])
+            else:
+                start, (quantizer, labels) = "seeds", self.fitting.fit(k)
+        encoding = self.fitting.encoding(quantizer, labels)
+        squared_error = self.fitting.squared_error(encoding)
+        psnr = (
+            math.inf
+            if squared_error == 0
+            else 10 * math.log10(255.0**2 * self.n_values / squared_error)
+        )
+        data = self.file_bytes(encoding) if self.max_bytes is not None else None
+        self.points[k] = point = _Point(quantizer, labels, encoding, psnr, data)
+        self.trials.append(
+            Trial(k, psnr, None if data is None else len(data), start=start)
+        )
+        return point
+
+    def _warm(self, k, point):
+        """Fit ``k`` colors from the codebook of ``point``: split or remove."""
+        from ._engine import refine
+
+        features, weights, reserve = self.fitting.fitted_rows(k)
+        old_reserve = self.fitting.fitted_rows(len(point.encoding.centroids))[2]
+        if reserve != old_reserve:  # K = 1 fits transparent pixels too
+            return "seeds", self.fitting.fit(k)
+        centers, labels = point.quantizer.codebook_, point.labels
+        n_fitted = k - reserve
+        if n_fitted > len(centers):
+            init = refine.split(
+                features, weights, centers, labels, n_fitted - len(centers)
+            )
+            start = "split"
+        else:
+            init = refine.remove(
+                features, weights, centers, labels, len(centers) - n_fitted
+            )
+            start = "removed"
+        if len(init) != n_fitted:  # too few clusters to split
+            return "seeds", self.fitting.fit(k)
+        return start, self.fitting.fit(k, init=init)
+
+    # -- searching -----------------------------------------------------------
+
+    def run(self):
+        k = min(_FIRST_TRY, self.max_k)
+        while True:
+            self.at(k)
+            answer = self._answer()
+            if answer is not None:
+                return self._result(answer)
+            if len(self.trials) >= _MAX_TRIALS:  # pragma: no cover - a safeguard
+                return self._result(self._best())
+            k = self._next()
+
+    def _best(self):
+        """The best size tried that meets the target, None if none does.
+
+        The fewest colors reaching the PSNR, or the most whose file fits.
+        """
+        good = [k for k in self.points if self.passes(k)]
+        if not good:
+            return None
+        return min(good) if self.psnr is not None else max(good)
+
+    def _bound(self, best):
+        """The tried size nearest to ``best`` on the side that fails the
+        target (fewer colors for a PSNR, more for a size), None if none."""
+        fewer = self.psnr is not None
+        if best is None:
+            failed = list(self.points)
+        else:
+            failed = [
+                k for k in self.points if not self.passes(k) and (k < best) == fewer
+            ]
+        if not failed:
+            return None
+        return max(failed) if fewer else min(failed)
+
+    def _answer(self):
+        """The answer once known to within the tolerance, else None."""
+        best = self._best()
+        bound = self._bound(best)
+        if best is None:
+            # Nothing meets the target yet: is it out of reach?
+            extreme = self.max_k if self.psnr is not None else 1
+            if bound == extreme:
+                self._unreachable(extreme)
+            return None
+        step = max(1, _TOLERANCE * best)
+        if self.psnr is not None and best == 1:
+            return best
+        if self.max_bytes is not None and best == self.max_k:
+            return best
+        if bound is not None and abs(best - bound) <= step:
+            return best
+        # Where the model puts the crossing, from the best size's value.
+        value = self.value(best)
+        if not math.isfinite(value):
+            return None
+        crossing = best * math.exp((self._target_value() - value) / self._slope(best))
+        if self.psnr is not None and crossing > best - step:
+            return best
+        if self.max_bytes is not None and crossing < best + step:
+            return best
+        return None
+
+    def _next(self):
+        """The next size to try: where the model puts the target, a little on
+        the side that meets it, inside the bracket when there is one."""
+        best = self._best()
+        bound = self._bound(best)
+        start = best if best is not None else bound
+        value = self.value(start)
+        if math.isfinite(value):
+            slope = self._slope(start)
+            # Aim half the tolerance past the target, to meet it.
+            aim = self._target_value() + slope * math.copysign(
+                _TOLERANCE / 2, 1 if self.psnr is not None else -1
+            )
+            k = round(start * math.exp((aim - value) / slope))
+        else:  # lossless: fewer colors
+            k = start // 2
+        low, high = (bound, best) if self.psnr is not None else (best, bound)
+        low = 0 if low is None else low
+        high = self.max_k + 1 if high is None else high
+        k = int(np.clip(k, low + 1, high - 1))
+        if k in self.points:  # the model insists on a size tried: halve the gap
+            k = (low + high) // 2
+        return k
+
+    def _slope(self, k):
+        """Change of the target's scale per unit of ``log K`` near ``k``: the
+        secant to the nearest other size tried, clamped; a typical slope when
+        there is none."""
+        lo, hi = _PSNR_SLOPES if self.psnr is not None else _SIZE_SLOPES
+        others = [j for j in self.points if j != k and math.isfinite(self.value(j))]
+        if not others:
+            return _PSNR_SLOPE if self.psnr is not None else _SIZE_SLOPE
+        j = min(others, key=lambda j: abs(math.log(j / k)))
+        slope = (self.value(k) - self.value(j)) / math.log(k / j)
+        return float(np.clip(slope, lo, hi))
+
+    def _target_value(self):
+        if self.psnr is not None:
+            return self.psnr
+        return math.log(self.max_bytes)
+
+    # -- answers -------------------------------------------------------------
+
+    def _unreachable(self, k):
+        point = self.at(k)
+        if self.psnr is not None:
+            raise ValueError(
+                f"No number of colors reaches a PSNR of {self.psnr:g} dB: the most, "
+                f"k={k:,}, gives {point.psnr:.2f} dB."
+            )
+        raise ValueError(
+            f"No .vq file of this image fits in {self.max_bytes:,} bytes: the "
+            f"smallest, with k=1, takes {len(point.data):,} bytes."
+        )
+
+    def _result(self, k):
+        point = self.at(k)
+        return SearchResult(
+            n_clusters=k,
+            encoding=point.encoding,
+            psnr=point.psnr,
+            n_bytes=None if point.data is None else len(point.data),
+            data=point.data,
+            trials=tuple(self.trials),
+        )
