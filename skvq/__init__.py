@@ -55,6 +55,7 @@ _LAZY = {
     "QuantizedImage": "imaging",
     "quantize_image": "imaging",
     "segment_image": "imaging",
+    "choose_n_clusters": "target",
 }
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "VectorQuantizer",
     "__version__",
     "bits_per_code",
+    "choose_n_clusters",
     "code_dtype",
     "quantize_image",
     "register",

@@ -92,7 +92,10 @@ def _run_batch(args, run, plan, description, verb, **kwargs):
 def _encode(args):
     from .batch import encode_files
 
+    target = _target_options(args)
     options = {"k": args.k, "random_state": args.random_state, "mode": args.mode}
+    if target:  # the target chooses k
+        options = {**target, "random_state": args.random_state, "mode": args.mode}
     options.update(dither=args.dither, color_space=args.color_space)
     if args.coding is not None:
         options["coding"] = args.coding
@@ -109,6 +112,22 @@ def _decode(args):
 
     plan = _single_or_batch(args, "." + args.to.lstrip("."))
     return _run_batch(args, decode_files, plan, "decoding", "decoded", n_jobs=args.jobs)
+
+
+def _target_options(args):
+    """``psnr`` or ``max_bytes`` (instead of ``k``) from --psnr or --max-size."""
+    target = {}
+    if args.psnr is not None:
+        target["psnr"] = args.psnr
+    if args.max_size is not None:
+        target["max_bytes"] = args.max_size
+    if target and args.codebook is not None:
+        flag = "--psnr" if args.psnr is not None else "--max-size"
+        raise CommandError(
+            f"--codebook and {flag} contradict each other: {flag} fits a codebook "
+            "of its own; give one of them"
+        )
+    return target
 
 
 def _load_codebook(path):
@@ -268,6 +287,51 @@ def _number_of_colors(text):
     return value
 
 
+def _decibels(text):
+    """A PSNR for --psnr, in dB: checked while parsing (a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a PSNR in dB, a positive number such as 38, got {text!r}"
+        )
+    return value
+
+
+# Units of --max-size: decimal (k = 1,000 bytes, as file managers count) and
+# binary (KiB = 1,024 bytes).
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+def _byte_size(text):
+    """A file size for --max-size: 50000, 100k, 1.5M, 64KiB (a usage error if bad)."""
+    number = text.strip().rstrip("bBiIkKmMgG")
+    unit = text.strip()[len(number) :].lower()
+    try:
+        value = float(number) * _SIZE_UNITS[unit]
+    except (ValueError, KeyError):
+        value = None
+    if value is None or not 1 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a file size such as 50000, 100k, 1.5M or 64KiB, got {text!r}"
+        )
+    return int(value)
+
+
 def _jobs(text):
     try:
         return int(text)
@@ -325,8 +389,23 @@ def _build_parser():
         "'skvq encode IN OUT.vq' or 'skvq encode DIR_OR_GLOB... -o OUTDIR'.",
     )
     encode.add_argument("inputs", nargs="+", metavar="INPUT", help="images")
-    encode.add_argument(
+    colors = encode.add_mutually_exclusive_group()
+    colors.add_argument(
         "-k", type=_number_of_colors, default=16, help="number of colors (default 16)"
+    )
+    colors.add_argument(
+        "--psnr",
+        type=_decibels,
+        metavar="DB",
+        help="instead of -k: the fewest colors whose stored image (dithered with "
+        "--dither) reaches this PSNR in dB, e.g. 38",
+    )
+    colors.add_argument(
+        "--max-size",
+        type=_byte_size,
+        metavar="SIZE",
+        help="instead of -k: the most colors whose file fits in SIZE bytes "
+        "(100k = 100,000 bytes, 64KiB = 65,536)",
     )
     encode.add_argument(
         "--random-state", type=int, default=0, help="K-Means seed (default 0)"

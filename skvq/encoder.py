@@ -237,7 +237,7 @@ def encode(
                 quantizer.codebook_, codes.reshape(frames.shape[:-1]), quantizer
             )
         fitting = Fitting(frames, metric, method, params)
-        return fitting.encoding(*fitting.fit(n_clusters))
+        return fitting.result(*fitting.fit(n_clusters)).encoding
     centroids = _given_codebook(codebook, frames.shape[-1], max_codes)
     if metric.plain and method is None and _codebook_is_exact(codebook):
         codes = codebook.transform(pixels)
@@ -356,31 +356,15 @@ class _Metric:
         return np.column_stack([self.colors_of(colors), opacity])
 
 
-def _distinct(pixels):
-    """Distinct rows of ``pixels``, their counts and each pixel's row."""
-    if pixels.shape[1] <= 4:  # one integer key per color
-        keys = np.zeros(len(pixels), dtype=np.uint32)
-        for j in range(pixels.shape[1]):
-            keys = (keys << np.uint32(8)) | pixels[:, j]
-        _, first, inverse, counts = np.unique(
-            keys, return_index=True, return_inverse=True, return_counts=True
-        )
-        return pixels[first], counts, inverse.reshape(-1)
-    rows, inverse, counts = np.unique(
-        pixels, axis=0, return_inverse=True, return_counts=True
-    )
-    return rows, counts, inverse.reshape(-1)
-
-
 class Fitting:
     """Frames ready to be fitted with any number of colors.
 
     What :func:`encode` does once ``n_clusters`` is known, in steps: the
     distinct colors and the features they are fitted in are found once; then
     :meth:`fit` fits a codebook of any size, from scratch or from given
-    centroids (a warm start), and :meth:`encoding` makes the codebook and
-    codes :func:`encode` would store for it. :mod:`skvq.target` searches the
-    number of colors with it.
+    centroids (a warm start), and :meth:`result` gives what :func:`encode`
+    would store for it. :mod:`skvq.target` searches the number of colors
+    with it.
 
     Parameters
     ----------
@@ -393,12 +377,15 @@ class Fitting:
     """
 
     def __init__(self, frames, metric, method, params):
+        from ._engine.colors import unique_rows
+
         self.frames = np.asarray(frames)
         self.metric = metric
         self.method = method
         self.params = params
         self.pixels = self.frames.reshape(-1, self.frames.shape[-1])
-        self.distinct = _distinct(self.pixels)
+        # Sorted like their packed keys, which find each pixel's row.
+        self.rows, self.counts = unique_rows(self.pixels)
         self._data = {}
 
     def fitted_rows(self, n_clusters):
@@ -410,10 +397,9 @@ class Fitting:
         left out of the fit; opaque pixels get an extra feature that keeps
         them in clusters of their own.
         """
-        rows, counts, _ = self.distinct
-        metric = self.metric
+        rows, counts = self.rows, self.counts
         reserve = False
-        if metric.alpha:
+        if self.metric.alpha:
             transparent = rows[:, -1] == 0
             reserve = bool(
                 n_clusters > 1 and transparent.any() and not transparent.all()
@@ -484,41 +470,66 @@ class Fitting:
         reserved = np.zeros((int(quantizer._skvq_reserved), n_channels))
         return np.concatenate([reserved, centroids])
 
-    def encoding(self, quantizer, labels) -> Encoding:
-        """The codebook and codes :func:`encode` stores for a fit of :meth:`fit`."""
+    def result(self, quantizer, labels) -> FitResult:
+        """What :func:`encode` stores for a fit of :meth:`fit`."""
         metric, method = self.metric, self.method
         centroids = self.centroids(quantizer)
-        shape = self.frames.shape[:-1]
         if metric.plain and method is None:
             # Codes of the nearest centroid, as VectorQuantizer codes them.
-            _, _, inverse = self.distinct
-            return Encoding(centroids, labels[inverse].reshape(shape), quantizer)
+            return FitResult(self, quantizer, centroids, row_codes=labels)
         if method is not None and not metric.alpha:
             centroids = _refined(self.frames, centroids, metric, method)
         # The colors stored for this fit, for codebook=quantizer later.
         quantizer._skvq_centroids = (quantizer.codebook_, centroids)
         colors = round_colors(centroids)
         if method is None:
-            codes = _assign(self.pixels, colors, metric, self.distinct).reshape(shape)
-        else:
-            codes = np.stack(
-                [_dither(frame, colors, metric, method) for frame in self.frames]
+            return FitResult(
+                self, quantizer, centroids, _assign_rows(self.rows, colors, metric)
             )
-        return Encoding(centroids, codes, quantizer)
+        codes = np.stack(
+            [_dither(frame, colors, metric, method) for frame in self.frames]
+        )
+        return FitResult(self, quantizer, centroids, codes=codes)
 
-    def squared_error(self, encoding) -> float:
+    def pixel_codes(self, row_codes) -> np.ndarray:
+        """Codes of the frames' pixels from the codes of the distinct rows."""
+        from ._engine.colors import look_up, pack_uint8
+
+        codes = look_up(self.pixels, pack_uint8(self.rows), row_codes)
+        return codes.reshape(self.frames.shape[:-1])
+
+
+class FitResult:
+    """The stored codebook and codes of one fit (see :meth:`Fitting.result`).
+
+    Codes of the distinct colors are spread to the pixels only when the
+    :attr:`encoding` is asked for; without dithering the error is summed
+    over the distinct colors.
+    """
+
+    def __init__(self, fitting, quantizer, centroids, row_codes=None, codes=None):
+        self._fitting = fitting
+        self.quantizer = quantizer
+        self.centroids = centroids
+        self._row_codes = row_codes
+        self._codes = codes
+
+    @property
+    def encoding(self) -> Encoding:
+        if self._codes is None:
+            self._codes = self._fitting.pixel_codes(self._row_codes)
+        return Encoding(self.centroids, self._codes, self.quantizer)
+
+    @property
+    def squared_error(self) -> float:
         """Sum of squared differences of the stored image from the frames."""
-        colors = encoding.codebook
-        if self.method is not None:
-            stored = colors[encoding.codes.reshape(-1)].astype(np.float64)
-            return float(np.sum((stored - self.pixels) ** 2))
-        # Codes depend on the color only: sum over the distinct colors.
-        rows, counts, inverse = self.distinct
-        first = np.empty(len(rows), dtype=np.intp)
-        first[inverse] = np.arange(len(inverse))
-        row_codes = encoding.codes.reshape(-1)[first]
-        diff = colors[row_codes].astype(np.float64) - rows
-        return float(np.dot(counts, np.einsum("ij,ij->i", diff, diff)))
+        colors = round_colors(self.centroids)
+        fitting = self._fitting
+        if self._row_codes is None:
+            stored = colors[self._codes.reshape(-1)].astype(np.float64)
+            return float(np.sum((stored - fitting.pixels) ** 2))
+        diff = colors[self._row_codes].astype(np.float64) - fitting.rows
+        return float(np.dot(fitting.counts, np.einsum("ij,ij->i", diff, diff)))
 
 
 def _nearest(features, palette) -> np.ndarray:
@@ -528,10 +539,12 @@ def _nearest(features, palette) -> np.ndarray:
     return assign(features, np.ascontiguousarray(palette), return_distance=False)[0]
 
 
-def _assign(pixels, colors, metric, distinct=None) -> np.ndarray:
+def _assign(pixels, colors, metric) -> np.ndarray:
     """Codes of the exact nearest of ``colors`` (uint8) in the metric."""
-    rows, _, inverse = _distinct(pixels) if distinct is None else distinct
-    return _assign_rows(rows, colors, metric)[inverse]
+    from ._engine.colors import look_up, pack_uint8, unique_rows
+
+    rows, _ = unique_rows(pixels)
+    return look_up(pixels, pack_uint8(rows), _assign_rows(rows, colors, metric))
 
 
 def _assign_rows(rows, colors, metric) -> np.ndarray:

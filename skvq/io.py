@@ -17,6 +17,9 @@ from PIL import Image
 
 from ._atomic import atomic_write
 
+# Save options of the VQ format that other formats would silently ignore.
+_TARGET_OPTIONS = ("psnr", "max_bytes")
+
 __all__ = ["save"]
 
 
@@ -43,14 +46,17 @@ def save(image: Image.Image, path, *, overwrite=False, format=None, **params):
     **params
         Save options of the format, as for :meth:`PIL.Image.Image.save`:
         for .vq files ``k``, ``random_state``, ``codebook``, ``save_all``,
-        ``append_images``, ... (see :mod:`skvq.pillow_plugin`).
+        ``append_images``, ... (see :mod:`skvq.pillow_plugin`); instead of
+        ``k``, ``psnr=38`` for the fewest colors reaching 38 dB or
+        ``max_bytes=100_000`` for the most colors whose file fits.
 
     Raises
     ------
     FileExistsError
         If ``path`` exists and ``overwrite`` is False.
     ValueError
-        If the extension names no format, or an option is invalid.
+        If the extension names no format, or an option is invalid (``psnr``
+        or ``max_bytes`` for a format other than VQ, which would ignore them).
     OSError
         If writing fails.
 
@@ -58,6 +64,7 @@ def save(image: Image.Image, path, *, overwrite=False, format=None, **params):
     --------
     >>> with Image.open("photo.png") as image:  # doctest: +SKIP
     ...     skvq.save(image, "photo.vq", k=16, overwrite=True)
+    ...     skvq.save(image, "photo-38db.vq", psnr=38)
     """
     path = os.fspath(path)
     if format is None:
@@ -65,5 +72,11 @@ def save(image: Image.Image, path, *, overwrite=False, format=None, **params):
         format = Image.registered_extensions().get(extension)
         if format is None:
             raise ValueError(f"unknown file extension: {extension!r}")
+    targets = sorted(set(params) & set(_TARGET_OPTIONS))
+    if targets and format.upper() != "VQ":
+        raise ValueError(
+            f"{' and '.join(targets)} choose the colors of a .vq file; the "
+            f"{format} format would ignore them."
+        )
     with atomic_write(path, overwrite=overwrite) as fp:
         image.save(fp, format=format, **params)

@@ -31,18 +31,27 @@ __all__ = ["NClustersChoice", "Trial", "choose_n_clusters"]
 # Codebooks hold at most this many colors (the .vq format's limit).
 MAX_CLUSTERS = 65536
 # The search stops when the answer is known to within this fraction of K.
-_TOLERANCE = 0.03
+_TOLERANCE = 0.035
+# Tries aim this fraction of K past where the model puts the target.
+_AIM = 0.015
 # Sizes within this fraction of a fitted one start from it (split or
 # removed codewords); farther ones are fitted from scratch.
 _WARM_REACH = 0.25
-# Typical slopes: PSNR gains about 2.4 dB per doubling of K on photos, and
-# a file grows by about 25 % (coded indices cost more bits per pixel).
-_PSNR_SLOPE = 2.4 / math.log(2)
-_SIZE_SLOPE = 0.35
-# Slopes are clamped to these ranges (per unit of log K): a model fitted on
-# two noisy points must not send the next try to the ends of the range.
-_PSNR_SLOPES = (0.3, 30.0)
-_SIZE_SLOPES = (0.02, 2.0)
+# Below this many colors a fit from scratch, on coarse color histograms
+# first, costs less than Lloyd's iterations over every distinct color from
+# a nearby codebook.
+_WARM_MIN = 48
+# The model, per doubling of K. On photos, PSNR gains about 2.8 dB per
+# doubling from K = 16 to 32 and 0.19 dB less each doubling after (2.0 dB
+# from 256 to 512; benchmarks/bench_quality.py); a file grows by about 25 %
+# (the log of its size by 0.24) per doubling.
+_PSNR_SLOPE_AT_16 = 2.8
+_PSNR_CURVATURE = -0.19
+_SIZE_SLOPE = 0.24
+# Slopes are clamped to these ranges: a model fitted on two noisy points
+# must not send the next try to the ends of the range.
+_PSNR_SLOPES = (0.5, 10.0)
+_SIZE_SLOPES = (0.02, 1.5)
 # At most this many sizes are tried before the best so far is taken.
 _MAX_TRIALS = 40
 # The first size tried: cheap to fit, and a good base for the model.
@@ -241,7 +250,7 @@ class _Point:
 
     quantizer: object
     labels: np.ndarray
-    encoding: encoder.Encoding
+    result: encoder.FitResult
     psnr: float
     data: bytes | None
 
@@ -280,6 +289,10 @@ class _Search:
         self.file_bytes = file_bytes
         self.points = {}
         self.trials = []
+        # The bracket before the last try, and which end of it was kept how
+        # many times in a row (file sizes only).
+        self._last = None
+        self._kept = None
         n_pixels_values = fitting.pixels.size
         self.n_values = n_pixels_values
         # Every distinct color its own codeword: the result is then lossless
@@ -310,19 +323,25 @@ class _Search:
         with warnings.catch_warnings():
             # Fewer distinct colors than k: the codebook is those colors.
             warnings.filterwarnings("ignore", message="X has .* distinct rows")
-            if near is not None and abs(k - near) <= _WARM_REACH * near:
+            if (
+                near is not None
+                and min(k, near) >= _WARM_MIN
+                and abs(k - near) <= _WARM_REACH * near
+            ):
                 start, (quantizer, labels) = self._warm(k, self.points[near])
             else:
                 start, (quantizer, labels) = "seeds", self.fitting.fit(k)
-        encoding = self.fitting.encoding(quantizer, labels)
-        squared_error = self.fitting.squared_error(encoding)
+        result = self.fitting.result(quantizer, labels)
+        squared_error = result.squared_error
         psnr = (
             math.inf
             if squared_error == 0
             else 10 * math.log10(255.0**2 * self.n_values / squared_error)
         )
-        data = self.file_bytes(encoding) if self.max_bytes is not None else None
-        self.points[k] = point = _Point(quantizer, labels, encoding, psnr, data)
+        data = None
+        if self.max_bytes is not None:
+            data = self.file_bytes(result.encoding)
+        self.points[k] = point = _Point(quantizer, labels, result, psnr, data)
         self.trials.append(
             Trial(k, psnr, None if data is None else len(data), start=start)
         )
@@ -333,7 +352,7 @@ class _Search:
         from ._engine import refine
 
         features, weights, reserve = self.fitting.fitted_rows(k)
-        old_reserve = self.fitting.fitted_rows(len(point.encoding.centroids))[2]
+        old_reserve = self.fitting.fitted_rows(len(point.result.centroids))[2]
         if reserve != old_reserve:  # K = 1 fits transparent pixels too
             return "seeds", self.fitting.fit(k)
         centers, labels = point.quantizer.codebook_, point.labels
@@ -407,10 +426,9 @@ class _Search:
         if bound is not None and abs(best - bound) <= step:
             return best
         # Where the model puts the crossing, from the best size's value.
-        value = self.value(best)
-        if not math.isfinite(value):
+        if not math.isfinite(self.value(best)):
             return None
-        crossing = best * math.exp((self._target_value() - value) / self._slope(best))
+        crossing = self._predict(best, self._target_value())
         if self.psnr is not None and crossing > best - step:
             return best
         if self.max_bytes is not None and crossing < best + step:
@@ -422,18 +440,17 @@ class _Search:
         the side that meets it, inside the bracket when there is one."""
         best = self._best()
         bound = self._bound(best)
-        start = best if best is not None else bound
-        value = self.value(start)
-        if math.isfinite(value):
-            slope = self._slope(start)
-            # Aim half the tolerance past the target, to meet it.
-            aim = self._target_value() + slope * math.copysign(
-                _TOLERANCE / 2, 1 if self.psnr is not None else -1
-            )
-            k = round(start * math.exp((aim - value) / slope))
-        else:  # lossless: fewer colors
-            k = start // 2
         low, high = (bound, best) if self.psnr is not None else (best, bound)
+        if self.max_bytes is not None and best is not None and bound is not None:
+            k = self._regula_falsi(low, high)
+        else:
+            start = best if best is not None else bound
+            if math.isfinite(self.value(start)):
+                k = self._predict(start, self._target_value())
+            else:  # lossless: fewer colors
+                k = start / 2
+        # Aim a little past the target, to meet it.
+        k = round(k * (1 + _AIM if self.psnr is not None else 1 - _AIM))
         low = 0 if low is None else low
         high = self.max_k + 1 if high is None else high
         k = int(np.clip(k, low + 1, high - 1))
@@ -441,17 +458,64 @@ class _Search:
             k = (low + high) // 2
         return k
 
-    def _slope(self, k):
-        """Change of the target's scale per unit of ``log K`` near ``k``: the
-        secant to the nearest other size tried, clamped; a typical slope when
-        there is none."""
+    def _regula_falsi(self, low, high):
+        """Where the log of the file size crosses the budget's, on the line
+        through the bracket's ends in ``log K``.
+
+        File sizes can jump with K (a photo of few colors, say), where a
+        slope says little: the line is redrawn through the bracket, and an
+        end kept several times in a row counts half as far from the target
+        each time (the Illinois method), so that the bracket shrinks from
+        both sides.
+        """
+        kept = None
+        if self._last is not None:  # one end moved: the other was kept
+            end = 0 if low == self._last[0] else 1
+            count = self._kept[1] + 1 if self._kept and self._kept[0] == end else 1
+            kept = (end, count)
+        self._last, self._kept = (low, high), kept
+        target = self._target_value()
+        below = self.value(low) - target
+        above = self.value(high) - target
+        if kept is not None and kept[1] > 1:
+            scale = 0.5 ** (kept[1] - 1)
+            if kept[0] == 0:
+                below *= scale
+            else:
+                above *= scale
+        fraction = -below / (above - below) if above > below else 0.5
+        x_low, x_high = math.log2(low), math.log2(high)
+        return 2 ** (x_low + fraction * (x_high - x_low))
+
+    def _predict(self, k, target):
+        """Where the model puts ``target``, from the size ``k`` tried.
+
+        The model is the target's scale (PSNR, or the log of the file size)
+        against ``log2 K``: its slope at ``k`` is the secant to the nearest
+        other size tried, corrected for the curvature typical of photos
+        (PSNR gains less per doubling as K grows), or a typical slope when
+        no other size was tried. Returns a real number of colors.
+        """
+        x = math.log2(k)
+        value = self.value(k)
+        curvature = _PSNR_CURVATURE if self.psnr is not None else 0.0
         lo, hi = _PSNR_SLOPES if self.psnr is not None else _SIZE_SLOPES
         others = [j for j in self.points if j != k and math.isfinite(self.value(j))]
-        if not others:
-            return _PSNR_SLOPE if self.psnr is not None else _SIZE_SLOPE
-        j = min(others, key=lambda j: abs(math.log(j / k)))
-        slope = (self.value(k) - self.value(j)) / math.log(k / j)
-        return float(np.clip(slope, lo, hi))
+        if others:
+            j = min(others, key=lambda j: abs(math.log(j / k)))
+            secant = (value - self.value(j)) / (x - math.log2(j))
+            slope = secant + curvature * (x - math.log2(j)) / 2
+        elif self.psnr is not None:
+            slope = _PSNR_SLOPE_AT_16 + curvature * (x - 4)
+        else:
+            slope = _SIZE_SLOPE
+        slope = float(np.clip(slope, lo, hi))
+        # The mean slope over the step depends on its length: a few rounds.
+        step = (target - value) / slope
+        for _ in range(4):
+            mean = float(np.clip(slope + curvature * step / 2, lo, hi))
+            step = (target - value) / mean
+        return 2 ** (x + float(np.clip(step, -20, 20)))
 
     def _target_value(self):
         if self.psnr is not None:
@@ -476,7 +540,7 @@ class _Search:
         point = self.at(k)
         return SearchResult(
             n_clusters=k,
-            encoding=point.encoding,
+            encoding=point.result.encoding,
             psnr=point.psnr,
             n_bytes=None if point.data is None else len(point.data),
             data=point.data,
