@@ -53,6 +53,11 @@ cdef enum:
 
 cdef uint64_t HASH_MULTIPLIER = 0x9E3779B97F4A7C15ULL
 
+# Codes: one byte each for up to 256 colours, else two.
+ctypedef fused code_t:
+    uint8_t
+    uint16_t
+
 # Results of decode_stripe.
 cpdef enum Status:
     OK = 0
@@ -489,7 +494,7 @@ cdef int code_index(
 
 
 cdef int code_stripe(
-    Coder* coder, Model* model, uint16_t* codes, Py_ssize_t height, Py_ssize_t width,
+    Coder* coder, Model* model, code_t* codes, Py_ssize_t height, Py_ssize_t width,
     const int32_t* palette, int n_codes, Py_ssize_t stop_after,
     Py_ssize_t* done
 ) noexcept nogil:
@@ -710,7 +715,7 @@ cdef inline void start(Coder* coder) noexcept nogil:
 
 
 def encode_stripe(
-    const uint16_t[:, ::1] codes,
+    const code_t[:, ::1] codes,
     const int32_t[:, ::1] palette,
     const uint8_t[:, ::1] nearest,
     const uint8_t[:, ::1] positions,
@@ -723,7 +728,7 @@ def encode_stripe(
     """
     cdef Coder coder
     cdef Model model
-    cdef uint16_t[:, ::1] work = np.array(codes, dtype=np.uint16)
+    cdef code_t[:, ::1] work = np.array(codes)  # coding writes each code back
     cdef Py_ssize_t height = codes.shape[0], width = codes.shape[1]
     cdef int status
     cdef bint ready
@@ -755,7 +760,7 @@ def encode_stripe(
 
 def decode_stripe(
     const uint8_t[::1] data,
-    uint16_t[:, ::1] codes,
+    code_t[:, ::1] codes,
     const int32_t[:, ::1] palette,
     const uint8_t[:, ::1] nearest,
     const uint8_t[:, ::1] positions,
@@ -794,4 +799,6 @@ def decode_stripe(
         status = BAD_LENGTH
     elif status != OK and present < length and coder.position > present:
         status = TRUNCATED  # from bytes past those present, not damage
+    elif status != OK and status != NO_MEMORY and coder.position > length + 3:
+        status = BAD_LENGTH  # the stripe ran out before its pixels
     return status, done
