@@ -318,13 +318,8 @@ cdef inline uint32_t hashed(uint64_t key, int bits) noexcept nogil:
 
 cdef inline uint32_t distance(const int32_t* a, const int32_t* b) noexcept nogil:
     """Squared distance of two colours (4 channels, unused ones 0)."""
-    cdef uint32_t total = 0
-    cdef int32_t step
-    cdef int i
-    for i in range(4):
-        step = a[i] - b[i]
-        total += step * step
-    return total
+    cdef int32_t d0 = a[0] - b[0], d1 = a[1] - b[1], d2 = a[2] - b[2], d3 = a[3] - b[3]
+    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3
 
 
 cdef void sort_keys(uint32_t* keys, uint32_t* buffer, Py_ssize_t n) noexcept nogil:
