@@ -396,8 +396,9 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
 
 def _as_supported_dtype(X):
-    """Keep uint8 (the fast path for images); everything else as float64."""
-    if X.dtype == np.uint8:
+    """Keep the dtypes images come in (uint8, uint16, float32, float64): each
+    has a fast path; everything else as float64."""
+    if X.dtype in (np.uint8, np.uint16, np.float32, np.float64):
         return X
     return np.asarray(X, dtype=np.float64)
 
