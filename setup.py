@@ -1,5 +1,6 @@
 """Builds the compiled inner loops; the rest of the metadata is in pyproject.toml."""
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -8,12 +9,28 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 OPENMP = ["-fopenmp"]
+# The K-Means engine's compiled modules (skvq/_engine/<name>.pyx).
+ENGINE = ["_openmp", "_colors", "_grid", "_lloyd", "_seeding"]
+# Release builds: Python's own CFLAGS ask for debug info (-g), which made the
+# wheel's extension modules several MB. The last -g option wins.
+NO_DEBUG_INFO = ["-g0"]
 
 
 class BuildExt(build_ext):
-    """Builds with OpenMP where the C compiler has it, else single-threaded."""
+    """Builds with OpenMP where the C compiler has it, else single-threaded.
+
+    Extensions compile in parallel, one per core, without debug info.
+    """
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = os.cpu_count() or 1
 
     def build_extensions(self):
+        if self.compiler.compiler_type == "unix":
+            for extension in self.extensions:
+                extension.extra_compile_args += NO_DEBUG_INFO
         if not self._compiles_openmp():
             print("skvq: the C compiler has no OpenMP; building single-threaded")
             for extension in self.extensions:
@@ -44,13 +61,17 @@ class BuildExt(build_ext):
 setup(
     ext_modules=cythonize(
         [
-            Extension(
-                "skvq._lloyd",
-                ["skvq/_lloyd.pyx"],
-                extra_compile_args=["-O3", *OPENMP],
-                extra_link_args=[*OPENMP],
+            *(
+                Extension(
+                    f"skvq._engine.{name}",
+                    [f"skvq/_engine/{name}.pyx"],
+                    extra_compile_args=["-O3", *OPENMP],
+                    extra_link_args=[*OPENMP],
+                )
+                for name in ENGINE
             ),
             Extension("skvq._runs", ["skvq/_runs.pyx"], extra_compile_args=["-O3"]),
+            Extension("skvq._dither", ["skvq/_dither.pyx"], extra_compile_args=["-O3"]),
             Extension(
                 "skvq._context", ["skvq/_context.pyx"], extra_compile_args=["-O3"]
             ),

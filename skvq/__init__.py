@@ -10,20 +10,51 @@ on first use: ``import skvq`` followed by ``Image.open("x.vq")``, or the
 """
 
 import importlib
-
-from .bits import BitReport, bits_per_code
-from .io import save
-from .pillow_plugin import register  # importing registers the .vq format
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+
+def _missing_extensions_error(error):
+    """A clear ImportError when the compiled modules were never built here.
+
+    Started in the source tree (``python -m skvq`` or a ``python`` run from
+    the checkout), Python imports skvq from that directory, not from
+    site-packages; without an in-place build it has no compiled modules and
+    the import would fail with a misleading "circular import" message.
+    """
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    package = Path(__file__).parent
+    built = any(
+        path.name.endswith(suffix)
+        for path in package.rglob("*")
+        for suffix in EXTENSION_SUFFIXES
+    )
+    if built:
+        return error
+    return ImportError(
+        f"skvq's compiled modules are missing from {package}: this looks like a "
+        "source tree that was never built. Build it in place with "
+        "'pip install -e .' from its root, or start Python from another "
+        "directory to use an installed skvq."
+    )
+
+
+try:
+    from .bits import BitReport, bits_per_code
+    from .io import save
+    from .pillow_plugin import register  # importing registers the .vq format
+except ImportError as error:
+    raise _missing_extensions_error(error) from error
 
 # Public names of submodules that import scikit-learn, loaded on first access.
 _LAZY = {
     "VectorQuantizer": "quantizer",
     "code_dtype": "quantizer",
-    "QuantizedImage": "image",
-    "quantize_image": "image",
-    "segment_image": "image",
+    "QuantizedImage": "imaging",
+    "quantize_image": "imaging",
+    "segment_image": "imaging",
 }
 
 __all__ = [

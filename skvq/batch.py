@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .imaging import UnsupportedModeError
 from .io import save
 
 __all__ = [
@@ -129,7 +130,9 @@ def plan_outputs(inputs, output_dir, suffix):
     return plan
 
 
-def encode_files(pairs, *, overwrite=False, n_jobs=None, progress=None, **options):
+def encode_files(
+    pairs, *, overwrite=False, n_jobs=None, progress=None, mode=None, **options
+):
     """Compress images to .vq files in parallel.
 
     Parameters
@@ -143,15 +146,30 @@ def encode_files(pairs, *, overwrite=False, n_jobs=None, progress=None, **option
         Parallel jobs, as in :class:`joblib.Parallel`.
     progress : callable, optional
         Called with each :class:`FileResult` as it completes.
+    mode : {"RGB", "RGBA", "L", "LA"}, optional
+        Convert every image (every frame) to this mode first: the way to
+        encode modes the .vq writer does not take, such as CMYK or 16-bit
+        gray. By default images keep their mode.
     **options
-        Options of the .vq writer (``k``, ``random_state``, ``coding``, ...).
+        Options of the .vq writer (``k``, ``random_state``, ``coding``,
+        ``dither``, ``color_space``, ...; see :mod:`skvq.pillow_plugin`).
 
     Returns
     -------
     list of FileResult
         In completion order.
+
+    Raises
+    ------
+    ValueError
+        For an unknown or invalid option, before any file is read.
     """
-    return _run(_encode_file, pairs, (options, overwrite), n_jobs, progress)
+    from .pillow_plugin import _check_options
+
+    _check_options(options)
+    if mode not in (None, "RGB", "RGBA", "L", "LA"):
+        raise ValueError(f"mode must be RGB, RGBA, L or LA, got {mode!r}.")
+    return _run(_encode_file, pairs, (options, overwrite, mode), n_jobs, progress)
 
 
 def decode_files(pairs, *, overwrite=False, n_jobs=None, progress=None):
@@ -210,22 +228,29 @@ def _describe_error(error):
     message = str(error) or type(error).__name__
     if isinstance(error, FileExistsError):
         message += " (use --force to overwrite)"
+    elif isinstance(error, UnsupportedModeError):
+        message += " From the command line: skvq encode --mode RGB (or RGBA, L, LA)."
     elif isinstance(error, FileNotFoundError) and error.filename:
         message = f"no such file or directory: {error.filename}"
     return message
 
 
-def _encode_file(source, target, options, overwrite):
-    from PIL import Image
+def _encode_file(source, target, options, overwrite, mode):
+    from PIL import Image, ImageSequence
 
     with Image.open(source) as image:
-        save_all = getattr(image, "n_frames", 1) > 1
+        frames = [image]
+        if getattr(image, "n_frames", 1) > 1:
+            frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
+        if mode is not None:
+            frames = [frame.convert(mode) for frame in frames]
         save(
-            image,
+            frames[0],
             target,
             overwrite=overwrite,
             format="VQ",
-            save_all=save_all,
+            save_all=len(frames) > 1,
+            append_images=frames[1:],
             **options,
         )
 
@@ -233,8 +258,14 @@ def _encode_file(source, target, options, overwrite):
 def _decode_file(source, target, overwrite):
     from PIL import Image
 
+    from .format import read_header
+
     image_format = Image.registered_extensions().get(Path(target).suffix.lower())
-    with Image.open(source) as image:
+    # Refuse anything but a .vq file, with the messages of ``skvq info``;
+    # Pillow alone would convert any image it reads.
+    with open(source, "rb") as fp:
+        read_header(fp)
+    with Image.open(source, formats=["VQ"]) as image:
         image.load()
         # Every frame where the target format can hold them (PNG can).
         save_all = getattr(image, "n_frames", 1) > 1 and image_format in Image.SAVE_ALL

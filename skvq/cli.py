@@ -92,7 +92,8 @@ def _run_batch(args, run, plan, description, verb, **kwargs):
 def _encode(args):
     from .batch import encode_files
 
-    options = {"k": args.k, "random_state": args.random_state}
+    options = {"k": args.k, "random_state": args.random_state, "mode": args.mode}
+    options.update(dither=args.dither, color_space=args.color_space)
     if args.coding is not None:
         options["coding"] = args.coding
     if args.codebook is not None:
@@ -117,16 +118,32 @@ def _load_codebook(path):
 
     try:
         quantizer = joblib.load(path)
-    except (OSError, EOFError) as error:
-        raise CommandError(f"{path}: cannot read the codebook ({error})") from None
-    except Exception as error:  # unpickling fails in many ways on a wrong file
-        raise CommandError(f"{path}: not a codebook file ({error})") from None
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such codebook file") from None
+    except Exception:  # unpickling fails in many ways on a wrong file
+        quantizer = None
+    if quantizer is None:
+        raise CommandError(
+            f"{path}: not a codebook file{_what_it_is(path)}; make one with "
+            "'skvq fit-codebook'"
+        )
     if not isinstance(quantizer, VectorQuantizer):
         raise CommandError(
             f"{path}: not a codebook file (holds a {type(quantizer).__name__}, "
             "not a fitted skvq.VectorQuantizer)"
         )
     return quantizer
+
+
+def _what_it_is(path):
+    """`` (it is a PNG image)`` when Pillow recognizes the file, else ``""``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return f" (it is a {image.format} image)"
+    except (OSError, UnidentifiedImageError):
+        return ""
 
 
 def _fit_codebook(args):
@@ -207,16 +224,17 @@ def _demo(args):
     from .io import save
     from .metrics import psnr
 
+    output = args.output or f"{Path(args.image).stem}-k{args.k}.png"
     original = load_sample_image(args.image)
     result = quantize_image(original, args.k, random_state=args.random_state)
     print(f"{args.image} quantized to K = {args.k} colors")
     print(result.report)
     print(f"PSNR: {psnr(original, result.reconstruction):.2f} dB")
     reconstruction = Image.fromarray(result.reconstruction)
-    save(reconstruction, args.output, overwrite=True)
-    print(f"wrote {args.output} (the reconstruction)")
+    save(reconstruction, output, overwrite=True)
+    print(f"wrote {output} (the reconstruction)")
     # The compressed file itself, with the codebook just fitted.
-    compressed = str(Path(args.output).with_suffix(".vq"))
+    compressed = str(Path(output).with_suffix(".vq"))
     save(
         Image.fromarray(original), compressed, overwrite=True, codebook=result.quantizer
     )
@@ -229,11 +247,47 @@ def _demo(args):
 # -- argument parsing ----------------------------------------------------------
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+def _number_of_colors(text):
+    """K for -k: checked while parsing, so a bad K is a usage error (exit 2)."""
+    from .format import MAX_CODES
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= MAX_CODES:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of colors from 1 to {MAX_CODES:,}, got {text!r}"
+        )
     return value
+
+
+def _jobs(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of parallel jobs (-1 for all cores), got {text!r}"
+        ) from None
+
+
+def _dither_method(text):
+    from .encoder import dither_method
+
+    try:
+        return dither_method(text)
+    except ValueError as error:
+        # "--dither photo.png out.vq" takes the input for a method.
+        raise argparse.ArgumentTypeError(
+            f"{error} For the best method, put --dither after the files or "
+            "write --dither=METHOD."
+        ) from None
 
 
 def _add_batch_arguments(parser, what):
@@ -246,7 +300,7 @@ def _add_batch_arguments(parser, what):
     parser.add_argument(
         "-j",
         "--jobs",
-        type=int,
+        type=_jobs,
         default=1,
         help="files processed in parallel (joblib; -1 for all cores; default 1)",
     )
@@ -261,6 +315,7 @@ def _build_parser():
         description="Image compression by K-Means vector quantization.",
         epilog="Exit codes: 0 success, 1 failure, 2 bad usage, 130 interrupted.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     encode = commands.add_parser(
@@ -271,18 +326,44 @@ def _build_parser():
     )
     encode.add_argument("inputs", nargs="+", metavar="INPUT", help="images")
     encode.add_argument(
-        "-k", type=_positive_int, default=16, help="number of colors (default 16)"
+        "-k", type=_number_of_colors, default=16, help="number of colors (default 16)"
     )
     encode.add_argument(
         "--random-state", type=int, default=0, help="K-Means seed (default 0)"
     )
     encode.add_argument("--coding", help="index coding: auto (default), raw, zstd, bz2")
     encode.add_argument(
+        "--mode",
+        choices=("RGB", "RGBA", "L", "LA"),
+        help="convert images to this color mode first (for CMYK, 16-bit, ...); "
+        "by default images keep theirs",
+    )
+    encode.add_argument(
         "--codebook",
         metavar="BOOK",
         help="use the codebook in BOOK (from 'skvq fit-codebook') instead of "
         "fitting one per image; -k is then ignored. Load only files you trust: "
         "they are joblib pickles",
+    )
+    encode.add_argument(
+        "--dither",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_dither_method,
+        metavar="METHOD",
+        help="diffuse each pixel's color error over its neighbors: smoother "
+        "gradients, no banding, for a lower PSNR; METHOD names a method (the "
+        "best one without it; write --dither=METHOD, or --dither after the "
+        "files). The codebook stays the same",
+    )
+    encode.add_argument(
+        "--color-space",
+        choices=("rgb", "oklab"),
+        default="rgb",
+        help="where colors are fitted and matched: rgb, the pixel values "
+        "(default), or oklab, where distances follow perceived differences; "
+        "files store sRGB colors either way",
     )
     _add_batch_arguments(encode, ".vq file")
     encode.set_defaults(run=_encode)
@@ -309,7 +390,7 @@ def _build_parser():
     )
     fit.add_argument("inputs", nargs="+", metavar="INPUT", help="images")
     fit.add_argument(
-        "-k", type=_positive_int, default=256, help="number of colors (default 256)"
+        "-k", type=_number_of_colors, default=256, help="number of colors (default 256)"
     )
     fit.add_argument(
         "-o", "--output", required=True, metavar="BOOK", help="codebook file to write"
@@ -344,7 +425,7 @@ def _build_parser():
         "and write the reconstruction.",
     )
     demo.add_argument(
-        "-k", type=_positive_int, default=16, help="number of colors (default 16)"
+        "-k", type=_number_of_colors, default=16, help="number of colors (default 16)"
     )
     demo.add_argument(
         "--image", choices=_SAMPLE_IMAGES, default="china.jpg", help="sample photo"
@@ -352,8 +433,8 @@ def _build_parser():
     demo.add_argument(
         "-o",
         "--output",
-        default="china-k16.png",
-        help="reconstruction to write; the .vq file goes beside it",
+        help="reconstruction to write, IMAGE-kK.png by default (china-k16.png); "
+        "the .vq file goes beside it",
     )
     demo.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     demo.set_defaults(run=_demo)

@@ -32,8 +32,10 @@ class Comparison:
     captions : list of str
         One caption per image.
     width : int, default=320
-        Displayed width of each image in CSS pixels; the embedded PNG keeps
-        the full resolution.
+        Displayed width of each image in CSS pixels. Images wider than
+        twice that (enough for high-density screens) are embedded downscaled
+        to it, so that a notebook stays small; narrower ones are embedded
+        pixel for pixel.
 
     Attributes
     ----------
@@ -172,20 +174,29 @@ def compare_k(image, n_clusters=(2, 3, 6, 16), *, width=320, **params) -> Compar
     return compare(original, *results, width=width)
 
 
-def _png_data_uri(image: np.ndarray) -> str:
+# Embedded images are at most this many times their displayed width.
+_PIXELS_PER_CSS_PIXEL = 2
+
+
+def _png_data_uri(image: np.ndarray, max_width: int) -> str:
     from PIL import Image
 
     if image.shape[2] == 1:
         image = image[:, :, 0]  # Pillow wants (height, width) for grayscale
+    picture = Image.fromarray(image)
+    if picture.width > max_width:
+        height = max(1, round(picture.height * max_width / picture.width))
+        picture = picture.resize((max_width, height), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    picture.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _figure_html(image: np.ndarray, caption: str, width: int) -> str:
+    source = _png_data_uri(image, _PIXELS_PER_CSS_PIXEL * int(width))
     return (
         f"<figure style='margin:0;width:{int(width)}px'>"
-        f"<img src='{_png_data_uri(image)}' alt='{escape(caption)}' "
+        f"<img src='{source}' alt='{escape(caption)}' "
         "style='width:100%;height:auto'>"
         f"<figcaption style='text-align:center'>{escape(caption)}</figcaption>"
         "</figure>"
@@ -195,7 +206,10 @@ def _figure_html(image: np.ndarray, caption: str, width: int) -> str:
 def _quantized_image_html(result: QuantizedImage, width=320) -> str:
     """The reconstruction next to its bit table, for ``QuantizedImage``."""
     report = result.report
-    caption = f"K = {report.n_codes} · {report.bits_per_pixel:.2f} bits per pixel"
+    caption = (
+        f"K = {report.n_codes} · {result.psnr:.2f} dB · "
+        f"{report.bits_per_pixel:.2f} bits per pixel"
+    )
     return (
         "<div class='skvq-quantized-image' style='display:flex;flex-wrap:wrap;"
         "gap:1em;align-items:flex-start'>"

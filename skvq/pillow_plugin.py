@@ -19,6 +19,16 @@ Save options (``im.save(..., k=..., ...)``):
     codebook (see ``skvq fit-codebook``). ``k`` and the K-Means options are
     then ignored; the quantizer must have been fitted on as many channels
     as the image has (3 for RGB, 4 for RGBA, 1 for L).
+``dither``
+    False (default): each pixel gets its nearest color. True: error
+    diffusion by the library's best method; or a method's name (see
+    :mod:`skvq.dither`). A fitted codebook is then refined for dithering
+    (:func:`skvq.dither.refine_palette`), except with alpha.
+``color_space``
+    "rgb" (default): K-Means fits the pixel values, the tutorial's way.
+    "oklab": colors are fitted and matched in OkLab, where distances follow
+    perceived differences; the file still stores sRGB colors, and each
+    pixel's code is its exact nearest (in OkLab) stored color.
 ``coding``
     Index coding: "auto" (default) stores the smaller of "raw" and "zstd";
     "raw" is exactly ``ceil(log2 K)`` bits per pixel, as the tutorial
@@ -32,9 +42,20 @@ Save options (``im.save(..., k=..., ...)``):
     With ``save_all=True``, more frames. All frames share one codebook,
     fitted on all of them, and must have the same size.
 
-Supported modes are RGB, RGBA, L, LA, P and 1. Files with at most 256
-colors open in mode "P" with the codebook as palette (RGBA for sources with
-alpha); larger codebooks open in the source mode.
+Any other option raises :class:`ValueError` naming the valid ones
+(:data:`SAVE_OPTIONS`): a misspelled ``K=32`` or ``n_clusters=32`` would
+otherwise silently write 16 colors.
+
+Images with alpha keep fully transparent pixels exactly transparent (one
+codeword, whatever their invisible colors) and fully opaque pixels exactly
+opaque; translucent pixels are matched with their color weighted by their
+opacity (see :mod:`skvq.encoder`).
+
+Supported modes are RGB, RGBA, L, LA, P, PA and 1; whether an image has
+alpha is decided by :func:`skvq.imaging.color_mode`, as for
+:func:`skvq.quantize_image`. Files with at most 256 colors open in mode "P"
+with the codebook as palette (RGBA for sources with alpha); larger codebooks
+open in the source mode (PA sources in RGBA).
 
 Options are validated and the whole file is encoded before the first byte
 is written, so a bad option raises :class:`ValueError` with nothing written
@@ -52,34 +73,42 @@ decode into a wrong image (see ``docs/robustness.md``).
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import warnings
 from numbers import Integral
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageFile, ImagePalette, ImageSequence
 from PIL._util import DeferredError
 
+from . import encoder
 from . import format as vq
-from .image import image_to_array, reconstruct
+from .imaging import color_mode, image_to_array
 
-if TYPE_CHECKING:  # scikit-learn is imported on save only: opening needs none
-    from .quantizer import VectorQuantizer
-
-__all__ = ["VqImageFile", "register"]
+__all__ = ["SAVE_OPTIONS", "VqImageFile", "register"]
 
 FORMAT = "VQ"
 MIME_TYPE = "image/x-vq"
 EXTENSION = ".vq"
 DEFAULT_K = 16
 DEFAULT_CODING = "auto"
-# Save options that go to VectorQuantizer; it validates them.
-_QUANTIZER_OPTIONS = ("random_state", "init", "n_init", "max_iter", "tol")
+# Save options of :func:`skvq.encoder.encode` besides k.
+_ENCODER_OPTIONS = ("codebook", "dither", "color_space", *encoder.QUANTIZER_OPTIONS)
+#: Every save option of the format.
+SAVE_OPTIONS = ("k", "coding", *_ENCODER_OPTIONS, "icc_profile", "exif", "dpi")
+# Pillow's own options of every format that saves sequences (Image.save
+# removes save_all before a plugin runs, unless it was set in encoderinfo).
+_PILLOW_OPTIONS = ("save_all", "append_images")
+# Names people reach for, and the option they mean.
+_OTHER_NAMES = {
+    "n_clusters": "the number of colors is k in save options",
+    "K": "the number of colors is k, lowercase",
+    "n_colors": "the number of colors is k",
+    "colors": "the number of colors is k",
+}
 # Largest codebook that opens as a "P" image.
 _MAX_PALETTE = 256
-# Mode of the colors stored for each source mode ("P" depends on its palette).
-_COLOR_MODES = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA"}
 
 
 def _accept(prefix: bytes) -> bool | str:
@@ -217,51 +246,81 @@ def _frames(sequence: Image.Image) -> list[Image.Image]:
 
 def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
     """Validate, quantize, encode, then write: nothing is written on error."""
-    from .quantizer import VectorQuantizer
-
     options = im.encoderinfo
-    k = _check_k(options.get("k", DEFAULT_K))
-    coding = _check_coding(options.get("coding", DEFAULT_CODING))
-    quantizer_options = {
-        name: options[name] for name in _QUANTIZER_OPTIONS if name in options
-    }
-    quantizer = VectorQuantizer(n_clusters=k, **quantizer_options)
-    quantizer._validate_params()  # a bad option fails here, before any work
+    encode_options = _check_options(options)
     size = frames[0].size
     for frame in frames:
         if frame.size != size:
             raise ValueError(
                 f"All frames must have the same size; got {frame.size} and {size}."
             )
-    color_mode = _common_color_mode(frames)
-    colors = np.concatenate(
-        [image_to_array(frame.convert(color_mode)) for frame in frames]
-    )
-    shared = options.get("codebook")
-    if shared is not None:
-        quantized = _shared_codes(shared, colors, color_mode)
-    else:
-        quantized = _palette_codes(frames, colors, k)
-    if quantized is None:
-        quantized = _quantize(quantizer, colors)
-    codebook, codes = quantized
+    mode = encoder.common_color_mode(color_mode(frame) for frame in frames)
+    colors = np.stack([image_to_array(frame.convert(mode)) for frame in frames])
+    with warnings.catch_warnings():
+        # Fewer distinct colors than k is fine for a file: K is just smaller.
+        warnings.filterwarnings("ignore", message="X has .* distinct rows")
+        encoding = encoder.encode(
+            colors,
+            alpha=mode.endswith("A"),
+            indices=_shared_palette_indices(frames),
+            max_codes=vq.MAX_CODES,
+            **encode_options,
+        )
+    codebook = encoding.codebook
     modes = {frame.mode for frame in frames}
-    source_mode = modes.pop() if len(modes) == 1 else color_mode
-    _, channels, max_codes = vq.MODES[source_mode]
+    source_mode = modes.pop() if len(modes) == 1 else mode
+    _, channels, max_codes = vq.MODES.get(source_mode, (None, (), 0))
     if codebook.shape[1] not in channels or len(codebook) > max_codes:
-        # E.g. RGB with a transparent color, or P frames with many palettes.
-        source_mode = color_mode
+        # E.g. RGB with a transparent color, P frames with many palettes, or
+        # PA, which the format stores as RGBA.
+        source_mode = mode
     width, height = size
     data = vq.encode_vq(
         width,
         height,
         source_mode,
         codebook,
-        codes.reshape(len(frames), height, width),
+        encoding.codes,
         metadata=_metadata(im),
-        coding=coding,
+        coding=options.get("coding", DEFAULT_CODING),
     )
     fp.write(data)
+
+
+def _check_options(options) -> dict:
+    """Check save options before any work; :func:`skvq.encoder.encode`'s share.
+
+    Raises ValueError for an unknown option (with the valid ones) or a bad
+    value.
+    """
+    unknown = sorted(set(options) - set(SAVE_OPTIONS) - set(_PILLOW_OPTIONS))
+    if unknown:
+        raise ValueError(_unknown_options_message(unknown))
+    _check_coding(options.get("coding", DEFAULT_CODING))
+    encode_options = {"n_clusters": _check_k(options.get("k", DEFAULT_K))}
+    encode_options.update(
+        (key, options[key]) for key in _ENCODER_OPTIONS if key in options
+    )
+    encoder.check_options(**encode_options)
+    return encode_options
+
+
+def _unknown_options_message(unknown: list[str]) -> str:
+    valid = sorted({*SAVE_OPTIONS, *_PILLOW_OPTIONS})
+    hints = []
+    for name in unknown:
+        if name in _OTHER_NAMES:
+            hints.append(f"{name!r}: {_OTHER_NAMES[name]}")
+        else:
+            close = difflib.get_close_matches(name.lower(), valid, n=1)
+            if close:
+                hints.append(f"{name!r}: did you mean {close[0]!r}?")
+    names = ", ".join(map(repr, unknown))
+    return (
+        f"Unknown VQ save option{'s' if len(unknown) > 1 else ''} {names}"
+        + (f" ({'; '.join(hints)})" if hints else "")
+        + f". Valid options: {', '.join(valid)}."
+    )
 
 
 def _check_coding(coding) -> str:
@@ -283,37 +342,8 @@ def _check_k(k) -> int:
     return int(k)
 
 
-def _color_mode(frame: Image.Image) -> str:
-    """The mode that holds the frame's colors, with alpha if it has any."""
-    if frame.mode == "P":
-        has_alpha = "transparency" in frame.info or frame.palette.mode == "RGBA"
-        return "RGBA" if has_alpha else "RGB"
-    if frame.mode not in _COLOR_MODES:
-        raise ValueError(
-            f"Cannot save mode {frame.mode!r} as VQ; supported modes are "
-            f"{', '.join(vq.MODES)}. Convert the image first."
-        )
-    mode = _COLOR_MODES[frame.mode]
-    # A transparent color (PNG's tRNS): Pillow's conversion makes it alpha.
-    if "transparency" in frame.info and not mode.endswith("A"):
-        mode += "A"
-    return mode
-
-
-def _common_color_mode(frames: list[Image.Image]) -> str:
-    """The smallest of L, LA, RGB, RGBA that holds every frame losslessly."""
-    modes = {_color_mode(frame) for frame in frames}
-    has_color = any(mode.startswith("RGB") for mode in modes)
-    has_alpha = any(mode.endswith("A") for mode in modes)
-    return ("RGB" if has_color else "L") + ("A" if has_alpha else "")
-
-
-def _palette_codes(frames, colors: np.ndarray, k: int):
-    """Codebook and codes of "P" frames without quantizing, or None.
-
-    Only for frames sharing one palette of which they use at most ``k``
-    entries; the used entries become the codebook, in palette order.
-    """
+def _shared_palette_indices(frames: list[Image.Image]):
+    """The frames' palette indices if they are "P" images sharing one palette."""
     first = frames[0]
     if any(
         frame.mode != "P"
@@ -323,59 +353,7 @@ def _palette_codes(frames, colors: np.ndarray, k: int):
         for frame in frames
     ):
         return None
-    indices = np.concatenate([np.asarray(frame) for frame in frames]).ravel()
-    used, first_use, codes = np.unique(indices, return_index=True, return_inverse=True)
-    if len(used) > k:
-        return None
-    # The color of each used entry, as Pillow expands it (transparency too).
-    codebook = colors.reshape(-1, colors.shape[-1])[first_use]
-    return codebook, codes.astype(np.uint8)
-
-
-def _quantize(quantizer: VectorQuantizer, colors: np.ndarray):
-    """Codebook (uint8) and codes of the colors, by K-Means."""
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        # Fewer distinct colors than k is fine for a file: K is just smaller.
-        warnings.filterwarnings(
-            "ignore", message=".*distinct rows", category=ConvergenceWarning
-        )
-        codes = quantizer.fit_transform(colors.reshape(-1, colors.shape[-1]))
-    return _rounded_codebook(quantizer), codes
-
-
-def _shared_codes(quantizer, colors: np.ndarray, color_mode: str):
-    """Codebook (uint8) and codes of the colors in a fitted quantizer's codebook."""
-    from sklearn.utils.validation import check_is_fitted
-
-    from .quantizer import VectorQuantizer
-
-    if not isinstance(quantizer, VectorQuantizer):
-        raise ValueError(
-            "codebook must be a fitted skvq.VectorQuantizer, got "
-            f"{type(quantizer).__name__}."
-        )
-    check_is_fitted(quantizer)
-    if quantizer.n_features_in_ != colors.shape[-1]:
-        raise ValueError(
-            f"The codebook was fitted on {quantizer.n_features_in_} channels but "
-            f"the image has {colors.shape[-1]} ({color_mode})."
-        )
-    if quantizer.n_codes_ > vq.MAX_CODES:
-        raise ValueError(
-            f"The codebook has {quantizer.n_codes_} rows; VQ files hold at most "
-            f"{vq.MAX_CODES}."
-        )
-    return _rounded_codebook(quantizer), quantizer.transform(
-        colors.reshape(-1, colors.shape[-1])
-    )
-
-
-def _rounded_codebook(quantizer: VectorQuantizer):
-    """The codebook rounded as skvq.image rounds reconstructions, as uint8."""
-    all_codes = np.arange(quantizer.n_codes_)[:, np.newaxis]
-    return reconstruct(quantizer.codebook_, all_codes)
+    return np.stack([np.asarray(frame) for frame in frames])
 
 
 def _metadata(im: Image.Image) -> dict:

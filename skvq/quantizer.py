@@ -20,13 +20,15 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _kmeans
-from ._stream import ColorStream, MiniBatchStream
+from ._engine import kmeans as _kmeans
+from ._engine.stream import ColorStream, MiniBatchStream
 from .bits import BitReport
 
 __all__ = ["VectorQuantizer", "code_dtype"]
 
 _MAX_CODES = 2**32
+# Where the API reference pages (docs/api.rst's autosummary) are published.
+_API_DOCS = "https://skvq.readthedocs.io/en/stable/gen_modules"
 
 
 def code_dtype(n_codes: int) -> np.dtype:
@@ -138,6 +140,10 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     array([[  0.,   0.,   1.],
            [254., 255., 255.]])
     """
+
+    # The documentation link of the HTML repr in Jupyter, as scikit-learn's.
+    _doc_link_module = "skvq"
+    _doc_link_template = _API_DOCS + "/skvq.{estimator_name}.html"
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, _MAX_CODES, closed="both")],
@@ -390,8 +396,9 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
 
 def _as_supported_dtype(X):
-    """Keep uint8 (the fast path for images); everything else as float64."""
-    if X.dtype == np.uint8:
+    """Keep the dtypes images come in (uint8, uint16, float32, float64): each
+    has a fast path; everything else as float64."""
+    if X.dtype in (np.uint8, np.uint16, np.float32, np.float64):
         return X
     return np.asarray(X, dtype=np.float64)
 

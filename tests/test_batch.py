@@ -78,6 +78,84 @@ def test_existing_targets_are_not_overwritten(tmp_path, crops):
     assert result.ok and target.read_bytes() != b"keep me"
 
 
+def test_bad_options_fail_before_any_file(tmp_path, crops, monkeypatch):
+    from skvq import batch
+
+    monkeypatch.setattr(batch, "_run", None)  # no file may be touched
+    pairs = plan_outputs(crops, tmp_path, ".vq")
+    with pytest.raises(ValueError, match="Unknown VQ save option 'n_clusters'"):
+        encode_files(pairs, n_clusters=4)
+    with pytest.raises(ValueError, match="color_space must be one of"):
+        encode_files(pairs, color_space="hsv")
+    with pytest.raises(ValueError, match="k must be an integer"):
+        encode_files(pairs, k=0)
+    assert not list(tmp_path.glob("*.vq"))
+
+
+def test_encode_options_reach_every_file(tmp_path, crops):
+    from skvq import quantize_image
+
+    pairs = plan_outputs(crops, tmp_path, ".vq")
+    results = encode_files(pairs, k=4, color_space="oklab", random_state=0)
+    for result in results:
+        expected = quantize_image(result.source, 4, color_space="oklab", random_state=0)
+        with Image.open(result.target) as image:
+            np.testing.assert_array_equal(np.asarray(image), expected.codes)
+
+
+# The CLI's encode options go through the batch runner.
+
+
+def test_cli_color_space_and_dither(tmp_path, crops, monkeypatch):
+    from skvq import batch, quantize_image
+    from skvq.cli import EXIT_OK, main
+
+    target = tmp_path / "one.vq"
+    argv = ["encode", str(crops[0]), str(target), "-k", "4", "--color-space", "oklab"]
+    assert main(argv) == EXIT_OK
+    expected = quantize_image(crops[0], 4, color_space="oklab", random_state=0)
+    with Image.open(target) as image:
+        np.testing.assert_array_equal(np.asarray(image), expected.codes)
+    seen = []
+    monkeypatch.setattr(batch, "encode_files", lambda *a, **kw: seen.append(kw) or [])
+    main(["encode", str(crops[0]), str(target), "-f"])
+    assert seen[0]["dither"] is False  # the default: no dithering
+    assert seen[0]["color_space"] == "rgb"
+
+
+def test_cli_dither_flag_and_method(tmp_path, crops, monkeypatch):
+    from skvq import batch, encoder
+    from skvq.cli import EXIT_USAGE, main
+
+    def resolve(dither):
+        if dither is True or dither == "fancy":
+            return "fancy"
+        raise ValueError(f"dither must be True, False or 'fancy', got {dither!r}.")
+
+    monkeypatch.setattr(encoder, "dither_method", resolve)
+    seen = []
+    monkeypatch.setattr(batch, "encode_files", lambda *a, **kw: seen.append(kw) or [])
+    target = str(tmp_path / "one.vq")
+    main(["encode", str(crops[0]), target, "--dither"])
+    main(["encode", str(crops[0]), target, "--dither", "fancy"])
+    main(["encode", str(crops[0]), target, "--dither=fancy"])
+    # The bare flag means the best method, which the encoder resolves.
+    assert [kw["dither"] for kw in seen] == [True, "fancy", "fancy"]
+    with pytest.raises(SystemExit) as raised:
+        main(["encode", "--dither", str(crops[0]), target])
+    assert raised.value.code == EXIT_USAGE
+
+
+def test_cli_help_describes_the_new_options(capsys):
+    from skvq.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["encode", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--dither [METHOD]" in help_text
+    assert "--color-space {rgb,oklab}" in help_text
+
+
 def test_expand_inputs(tmp_path, crops):
     folder = crops[0].parent
     (folder / "readme.txt").write_text("skipped: not an image extension")

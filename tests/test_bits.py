@@ -1,7 +1,7 @@
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from skvq import BitReport, bits_per_code
@@ -34,12 +34,24 @@ def test_bits_per_code_examples(n_codes, expected):
     assert bits_per_code(n_codes) == expected
 
 
+def ceil_log2(n_codes):
+    """The smallest b with 2**b >= K: the oracle, independent of skvq.bits."""
+    bits = 0
+    while 2**bits < n_codes:
+        bits += 1
+    return bits
+
+
 @given(st.integers(min_value=1, max_value=2**64))
+@example(2**53 + 1)  # float log2 rounds it down to 53; the exact answer is 54
+@example(2**53)
+@example(2**64 + 1)
 def test_bits_per_code_is_ceil_log2(n_codes):
     bits = bits_per_code(n_codes)
     # The smallest b with 2**b >= K, i.e. ceil(log2 K) without float rounding.
     assert 2**bits >= n_codes
     assert bits == 0 or 2 ** (bits - 1) < n_codes
+    assert bits == ceil_log2(n_codes)
     if n_codes < 2**50:  # where float log2 is exact enough to compare
         assert bits == math.ceil(math.log2(n_codes))
 
@@ -50,9 +62,11 @@ def test_bits_per_code_is_ceil_log2(n_codes):
     n_codes=st.integers(1, 2**20),
     depth=st.sampled_from([1, 8, 16]),
 )
+@example(n_samples=10**12, n_features=3, n_codes=2**53 + 1, depth=8)
+@example(n_samples=3, n_features=1, n_codes=2**64 + 1, depth=16)
 def test_report_formulas(n_samples, n_features, n_codes, depth):
     report = BitReport(n_samples, n_features, n_codes, depth)
-    bits = bits_per_code(n_codes)
+    bits = ceil_log2(n_codes)
     assert report.bits_per_code == bits
     assert report.index_bits == n_samples * bits
     assert report.codebook_bits == n_codes * n_features * depth

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import skvq  # noqa: F401  registers the .vq format
+import skvq  # registers the .vq format
 from skvq.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
 
 
@@ -53,6 +53,15 @@ def test_help_for_every_command(command):
     assert result.returncode == 0
     assert result.stdout.startswith("usage: skvq")
     assert result.stderr == ""
+
+
+def test_version_is_the_installed_distribution_version():
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["skvq", version("skvq")]
+    assert version("skvq") == skvq.__version__
 
 
 def test_console_script_is_installed():
@@ -315,3 +324,100 @@ def test_missing_output_directory_is_named(tmp_path, photo_png, capsys):
     assert main(["encode", str(photo_png), str(target)]) == EXIT_FAILED
     err = capsys.readouterr().err
     assert f"no such file or directory: {tmp_path / 'missing'}" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "value"),
+    [("encode", "abc"), ("encode", "70000"), ("encode", "0"), ("demo", "2.5")],
+)
+def test_a_bad_k_is_a_usage_error_before_any_image_is_read(tmp_path, command, value):
+    # The input does not exist: only a check while parsing gives exit 2.
+    paths = [tmp_path / "missing.png", tmp_path / "x.vq"] if command == "encode" else []
+    result = run_cli(command, *paths, "-k", value, cwd=tmp_path)
+    assert result.returncode == EXIT_USAGE
+    assert (
+        f"argument -k: expected a number of colors from 1 to 65,536, got {value!r}"
+        in result.stderr
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_jobs_must_be_a_number(tmp_path, photo_png):
+    result = run_cli("encode", photo_png, tmp_path / "x.vq", "-j", "many")
+    assert result.returncode == EXIT_USAGE
+    assert "expected a number of parallel jobs (-1 for all cores), got 'many'" in (
+        result.stderr
+    )
+
+
+def test_decode_refuses_an_image_that_is_not_vq(tmp_path, photo_png, capsys):
+    target = tmp_path / "out.png"
+    assert main(["decode", str(photo_png), str(target)]) == EXIT_FAILED
+    assert f"skvq: error: {photo_png}: not a .vq file" in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_decode_and_info_say_the_same_of_an_empty_file(tmp_path, capsys):
+    empty = tmp_path / "empty.vq"
+    empty.write_bytes(b"")
+    assert main(["decode", str(empty), str(tmp_path / "out.png")]) == EXIT_FAILED
+    decode_error = capsys.readouterr().err.splitlines()[0]
+    assert main(["info", str(empty)]) == EXIT_FAILED
+    info_error = capsys.readouterr().err.splitlines()[0]
+    assert decode_error == info_error
+    assert "not a .vq file" in info_error
+
+
+def test_an_image_given_as_codebook_is_named(tmp_path, photo_png, capsys):
+    target = tmp_path / "x.vq"
+    args = ["encode", str(photo_png), str(target), "--codebook", str(photo_png)]
+    assert main(args) == EXIT_FAILED
+    assert (
+        f"{photo_png}: not a codebook file (it is a PNG image); make one with "
+        "'skvq fit-codebook'" in capsys.readouterr().err
+    )
+    assert not target.exists()
+
+
+def test_demo_names_its_outputs_after_the_image_and_k(tmp_path):
+    result = run_cli("demo", "-k", "4", "--image", "flower.jpg", cwd=tmp_path)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert result.stdout.splitlines()[0] == "flower.jpg quantized to K = 4 colors"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "flower-k4.png",
+        "flower-k4.vq",
+    ]
+    with Image.open(tmp_path / "flower-k4.png") as image:
+        assert len(image.getcolors()) <= 4
+
+
+def test_an_unsupported_mode_names_the_option_that_converts_it(tmp_path, capsys):
+    cmyk = tmp_path / "cmyk.tif"
+    Image.new("CMYK", (8, 6), (0, 255, 255, 0)).save(cmyk)  # red
+    target = tmp_path / "cmyk.vq"
+    assert main(["encode", str(cmyk), str(target), "-k", "2"]) == EXIT_FAILED
+    error = capsys.readouterr().err
+    assert "Image mode 'CMYK' is not supported" in error
+    assert "skvq encode --mode RGB" in error
+    assert not target.exists()
+
+    args = ["encode", str(cmyk), str(target), "-k", "2", "--mode", "RGB"]
+    assert main(args) == EXIT_OK
+    with Image.open(target) as image:
+        assert image.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_mode_converts_every_frame(tmp_path):
+    frames = [Image.new("RGB", (5, 4), color) for color in ("red", "blue")]
+    source = tmp_path / "anim.gif"
+    frames[0].save(source, save_all=True, append_images=frames[1:])
+    target = tmp_path / "anim.vq"
+    assert main(["encode", str(source), str(target), "--mode", "L"]) == EXIT_OK
+    with Image.open(target) as image:
+        assert image.n_frames == 2
+        grays = []
+        for index in range(2):
+            image.seek(index)
+            grays.append(image.convert("L").getpixel((0, 0)))
+    expected = [frame.convert("L").getpixel((0, 0)) for frame in frames]
+    assert grays == expected

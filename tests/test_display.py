@@ -3,6 +3,7 @@
 import base64
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,6 +132,10 @@ def test_quantized_image_html_shows_reconstruction_and_bit_table(small_photo):
     np.testing.assert_array_equal(image, result.reconstruction)
     assert "skvq-bit-report" in html
     assert f"{result.report.compressed_bits:,} bits" in html
+    error = small_photo.astype(float) - result.reconstruction
+    expected = 10 * np.log10(255**2 / np.mean(error**2))
+    assert result.psnr == pytest.approx(expected)
+    assert f"K = 4 · {expected:.2f} dB · " in html
 
 
 def test_bit_report_html_is_the_tutorials_table():
@@ -145,7 +150,24 @@ def test_bit_report_html_is_the_tutorials_table():
     ]
 
 
-def test_estimator_keeps_scikit_learns_html_repr():
-    html = VectorQuantizer(n_clusters=3)._repr_html_()
-    assert "VectorQuantizer" in html
-    assert "sk-" in html  # scikit-learn's estimator diagram CSS classes
+def test_estimator_html_repr_links_its_api_page():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    page = "gen_modules/skvq.VectorQuantizer.html"  # docs/api.rst's autosummary
+    link = project["urls"]["Documentation"] + page
+    assert VectorQuantizer()._get_doc_link() == link
+    assert f'href="{link}"' in VectorQuantizer(n_clusters=3)._repr_html_()
+
+
+def test_large_images_are_embedded_at_twice_the_displayed_width(china):
+    html = compare_k(china, (4,), width=160, random_state=0)._repr_html_()
+    original, reconstruction = _embedded_images(html)
+    assert original.shape == reconstruction.shape == (214, 320, 3)  # 427 * 320/640
+    # Downscaled, not cropped: the mean color is kept.
+    np.testing.assert_allclose(
+        original.mean(axis=(0, 1)), china.mean(axis=(0, 1)), atol=2
+    )
+    full_size = len(compare_k(china, (4,), width=640, random_state=0)._repr_html_())
+    assert len(html) < full_size / 2

@@ -13,6 +13,7 @@ from sklearn.preprocessing import FunctionTransformer
 from skvq import VectorQuantizer
 from skvq.metrics import (
     bits_per_pixel,
+    make_psnr_scorer,
     neg_bits_per_pixel_scorer,
     psnr,
     psnr_scorer,
@@ -101,13 +102,79 @@ def test_grid_search_refits_smallest_k_reaching_target_psnr(pixels, target):
     assert np.all(np.diff(bpp) > 0)
 
 
-def test_unreachable_target_falls_back_to_best_psnr():
+def test_unreachable_target_falls_back_to_best_psnr_and_says_so():
     refit = smallest_k_reaching(99.0)
     results = {
         "mean_test_psnr": np.array([20.0, 30.0, 25.0]),
         "params": [{"n_clusters": 2}, {"n_clusters": 8}, {"n_clusters": 4}],
     }
-    assert refit(results) == 1
+    with pytest.warns(UserWarning, match=r"No K reaches 99 dB; the best is 30.00 dB"):
+        assert refit(results) == 1
+
+
+def test_a_wrong_psnr_key_is_named_before_fitting():
+    scoring = {"quality": psnr_scorer, "bpp": neg_bits_per_pixel_scorer}
+    with pytest.raises(ValueError, match=r"psnr_key='psnr' is not a key of scoring"):
+        smallest_k_reaching(30.0, scoring=scoring)
+
+
+def test_a_wrong_psnr_key_at_refit_lists_the_scoring_keys():
+    refit = smallest_k_reaching(30.0)
+    results = {
+        "mean_test_quality": np.array([20.0]),
+        "mean_test_bpp": np.array([-2.0]),
+        "params": [{"n_clusters": 2}],
+    }
+    with pytest.raises(ValueError, match=r"the scoring keys are \['bpp', 'quality'\]"):
+        refit(results)
+
+
+def _oracle_psnr(X, X_hat, peak):
+    X, X_hat = np.asarray(X, float), np.asarray(X_hat, float)
+    return 10 * math.log10(peak**2 / np.mean((X - X_hat) ** 2))
+
+
+@pytest.mark.parametrize(
+    ("scale", "dtype", "peak"),
+    [
+        (1 / 255, np.float64, 1.0),  # skimage.img_as_float
+        (1 / 255, np.float32, 1.0),
+        (1, np.float64, 255.0),  # integral floats: 8-bit values
+        (1, np.int64, 255.0),
+        (257, np.uint16, 65535.0),  # the same photo as 16-bit
+    ],
+)
+def test_psnr_scorer_measures_against_the_data_range(small_photo, scale, dtype, peak):
+    X = (small_photo.reshape(-1, 3) * float(scale)).astype(dtype)
+    vq = VectorQuantizer(8, random_state=0).fit(X)
+    expected = _oracle_psnr(X, vq.inverse_transform(vq.transform(X)), peak)
+    assert psnr_scorer(vq, X) == pytest.approx(expected)
+    # Whatever the scale, the photo at K=8 is about 25 dB, not 55-79 dB.
+    assert 20 < psnr_scorer(vq, X) < 32
+
+
+def test_psnr_scorer_refuses_data_without_a_range(small_photo):
+    X = small_photo.reshape(-1, 3).astype(float)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)  # StandardScaler
+    vq = VectorQuantizer(8, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=r"make_psnr_scorer\(data_range=...\)"):
+        psnr_scorer(vq, X)
+    scorer = make_psnr_scorer(data_range=np.ptp(X))
+    expected = _oracle_psnr(X, vq.inverse_transform(vq.transform(X)), np.ptp(X))
+    assert scorer(vq, X) == pytest.approx(expected)
+
+
+def test_a_data_range_smaller_than_the_data_warns(small_photo):
+    X = small_photo.reshape(-1, 3).astype(float)
+    vq = VectorQuantizer(8, random_state=0).fit(X)
+    with pytest.warns(UserWarning, match="more than data_range=1: the PSNR overstates"):
+        make_psnr_scorer(data_range=1.0)(vq, X)
+
+
+@pytest.mark.parametrize("data_range", [0, -1.0, float("nan")])
+def test_make_psnr_scorer_needs_a_positive_range(data_range):
+    with pytest.raises(ValueError, match="data_range must be positive"):
+        make_psnr_scorer(data_range=data_range)
 
 
 def test_refit_needs_exactly_one_k_parameter():

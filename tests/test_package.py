@@ -45,3 +45,18 @@ def test_lazy_names_are_the_submodule_objects():
 def test_unknown_attribute():
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         skvq.nope  # noqa: B018
+
+
+def test_the_install_docs_name_every_runtime_dependency():
+    import re
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    names = [re.split(r"[<>=!~\[; ]", spec)[0] for spec in project["dependencies"]]
+    install = (root / "docs" / "index.rst").read_text().split("Install\n")[1]
+    install = install.split("Quickstart\n")[0].lower()
+    assert names, "no dependencies parsed"
+    missing = [name for name in names if name.lower() not in install]
+    assert not missing, f"docs/index.rst's Install section omits {missing}"

@@ -14,7 +14,7 @@ from PIL import Image, ImageCms, ImageFile, ImageSequence, UnidentifiedImageErro
 import skvq
 from skvq import VectorQuantizer, quantize_image
 from skvq import format as vq
-from skvq.image import reconstruct
+from skvq.imaging import reconstruct
 
 MODES = ["RGB", "RGBA", "L", "LA", "P", "1"]
 
@@ -34,6 +34,8 @@ def color_mode(image) -> str:
     if image.mode == "P":
         alpha = "transparency" in image.info or image.palette.mode == "RGBA"
         return "RGBA" if alpha else "RGB"
+    if image.mode == "PA":
+        return "RGBA"
     return "L" if image.mode == "1" else image.mode
 
 
@@ -43,10 +45,17 @@ CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 def expected_reconstruction(image, k, **options) -> np.ndarray:
     """What the file must decode to: lossless for a "P" image of at most k
     palette entries, else quantize_image on the image's colors."""
-    colors = np.asarray(image.convert(color_mode(image)))
+    colors = image.convert(color_mode(image))
     if image.mode == "P" and len(np.unique(np.asarray(image))) <= k:
-        return colors
-    return quantize_image(colors, k, **options).reconstruction.reshape(colors.shape)
+        return np.asarray(colors)
+    return quantize_image(colors, k, **options).reconstruction
+
+
+def visible(pixels) -> np.ndarray:
+    """Pixels with the invisible colors of fully transparent ones zeroed."""
+    pixels = np.array(pixels)
+    pixels[pixels[..., -1] == 0] = 0
+    return pixels
 
 
 def chunk(chunk_type: bytes, data: bytes) -> bytes:
@@ -201,7 +210,8 @@ def test_more_than_256_gray_alpha_colors():
     image = Image.fromarray(pixels.reshape(20, 20, 2), "LA")
     with open_bytes(save_bytes(image, k=1000)) as opened:
         assert opened.mode == "LA"
-        np.testing.assert_array_equal(np.asarray(opened), np.asarray(image))
+        # Lossless but for the gray of the transparent pixels.
+        np.testing.assert_array_equal(np.asarray(opened), visible(image))
 
 
 def test_largest_codebook_opens_in_the_source_mode():
@@ -220,7 +230,7 @@ def test_transparent_color_becomes_alpha():
     assert vq.read_info(data).mode == "RGBA"
     with open_bytes(data) as opened:
         rgba = np.asarray(opened.convert("RGBA"))
-        assert rgba.tolist() == [[[1, 2, 3, 0], [4, 5, 6, 255]]]
+        assert rgba.tolist() == [[[0, 0, 0, 0], [4, 5, 6, 255]]]
 
 
 def test_saving_few_colors_does_not_warn():
@@ -502,9 +512,88 @@ def test_bad_options(tmp_path, options, message):
     assert not path.exists()  # Pillow removes the file it created
 
 
-@pytest.mark.parametrize("mode", ["CMYK", "I", "F", "I;16", "HSV", "PA", "YCbCr"])
+@pytest.mark.parametrize(
+    ("options", "hint"),
+    [
+        ({"K": 32}, "'K': the number of colors is k, lowercase"),
+        ({"n_clusters": 32}, "'n_clusters': the number of colors is k in save options"),
+        ({"kk": 16}, "'kk': did you mean 'k'?"),
+        ({"bogus": 3}, ""),
+        ({"k": 4, "dithering": True}, "'dithering': did you mean 'dither'?"),
+        ({"colour_space": "oklab"}, "did you mean 'color_space'?"),
+        ({"append": True}, ""),  # appending to a file would corrupt it
+    ],
+)
+def test_unknown_options_are_refused(tmp_path, small_photo, options, hint):
+    image = Image.fromarray(small_photo)
+    name = next(key for key in options if key != "k")
+    valid = "Valid options: append_images, codebook, coding, color_space, dither"
+    with pytest.raises(ValueError, match=f"Unknown VQ save option '{name}'") as raised:
+        save_bytes(image, **options)
+    assert hint in str(raised.value) and valid in str(raised.value)
+    path = tmp_path / "photo.vq"
+    with pytest.raises(ValueError, match="Unknown VQ save option"):
+        skvq.save(image, path, **options)
+    assert not path.exists()
+    with pytest.raises(ValueError, match="Unknown VQ save options 'a', 'b'"):
+        save_bytes(image, a=1, b=2)
+
+
+def test_pillows_own_options_are_accepted(small_photo):
+    first, second = frames_of(2)
+    save_bytes(first, save_all=True, append_images=[second], k=4)
+    save_bytes(first, save_all=False, append_images=[second], k=4)
+    first.encoderinfo = {"k": 3}  # options set on the image, as Pillow allows
+    with open_bytes(save_bytes(first, random_state=0)) as opened:
+        assert len(opened.getpalette()) == 3 * 3
+
+
+def test_every_documented_option_is_accepted():
+    from skvq import pillow_plugin
+
+    for option in pillow_plugin.SAVE_OPTIONS:
+        assert f"``{option}``" in pillow_plugin.__doc__
+
+
+def test_color_space_option(small_photo):
+    image = Image.fromarray(small_photo)
+    data = save_bytes(image, k=8, color_space="oklab", random_state=0)
+    expected = quantize_image(small_photo, 8, color_space="oklab", random_state=0)
+    with open_bytes(data) as opened:
+        np.testing.assert_array_equal(np.asarray(opened), expected.codes)
+        np.testing.assert_array_equal(
+            np.asarray(opened.convert("RGB")), expected.reconstruction
+        )
+    plain = save_bytes(image, k=8, color_space="rgb", random_state=0)
+    assert plain == save_bytes(image, k=8, random_state=0) != data
+    with pytest.raises(ValueError, match="color_space must be one of"):
+        save_bytes(image, color_space="cielab")
+
+
+def test_dither_option_reaches_the_encoder(small_photo, monkeypatch):
+    from skvq import encoder
+
+    seen = []
+    monkeypatch.setattr(encoder, "dither_method", lambda dither: seen.append(dither))
+    data = save_bytes(Image.fromarray(small_photo), k=4, dither="a-method")
+    assert seen and set(seen) == {"a-method"}
+    assert vq.read_info(data).n_codes == 4
+
+
+def test_dithered_file_decodes_to_quantize_image_dithered(small_photo):
+    pytest.importorskip("skvq.dither")
+    image = Image.fromarray(small_photo)
+    data = save_bytes(image, k=8, dither=True, random_state=0)
+    expected = quantize_image(small_photo, 8, dither=True, random_state=0)
+    with open_bytes(data) as opened:
+        np.testing.assert_array_equal(np.asarray(opened), expected.codes)
+    with pytest.raises(ValueError, match="dither"):
+        save_bytes(image, dither="no-such-method")
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "I", "F", "I;16", "HSV", "YCbCr", "La"])
 def test_unsupported_modes(mode):
-    with pytest.raises(ValueError, match=f"Cannot save mode '{mode}' as VQ"):
+    with pytest.raises(ValueError, match=f"Image mode '{mode}' is not supported"):
         save_bytes(Image.new(mode, (2, 2)))
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
-from . import _kmeans
+from . import kmeans
+from .colors import unique_rows
 
 
 class ColorStream:
@@ -26,15 +27,15 @@ class ColorStream:
         self.weights = None
 
     def update(self, X, sample_weight):
-        rows, weights = _kmeans.unique_rows(X, sample_weight)
+        rows, weights = unique_rows(X, sample_weight)
         if self.rows is not None:
-            rows, weights = _kmeans.unique_rows(
+            rows, weights = unique_rows(
                 np.concatenate([self.rows, rows]),
                 np.concatenate([self.weights, weights]),
             )
         keep = weights > 0
         self.rows, self.weights = rows[keep], weights[keep]
-        return _kmeans.fit_codebook(
+        return kmeans.fit_codebook(
             self.rows,
             self.weights,
             self.params["n_clusters"],
@@ -61,10 +62,10 @@ class MiniBatchStream:
         self.minibatch = None
 
     def update(self, X, sample_weight):
-        rows, weights = _kmeans.unique_rows(X, sample_weight)
+        rows, weights = unique_rows(X, sample_weight)
         if self.minibatch is None:
             if self.pending_rows is not None:
-                rows, weights = _kmeans.unique_rows(
+                rows, weights = unique_rows(
                     np.concatenate([self.pending_rows, rows]),
                     np.concatenate([self.pending_weights, weights]),
                 )
@@ -84,5 +85,5 @@ class MiniBatchStream:
             )
         self.minibatch.partial_fit(rows.astype(np.float64), sample_weight=weights)
         codebook = self.minibatch.cluster_centers_.copy()
-        _, sq_dist = _kmeans.assign(rows.astype(np.float64), codebook)
+        _, sq_dist = kmeans.assign(rows.astype(np.float64), codebook)
         return codebook, float(np.dot(sq_dist, weights)), self.minibatch.n_steps_

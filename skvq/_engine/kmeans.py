@@ -1,0 +1,307 @@
+"""Exact K-Means for images: Lloyd's algorithm on the distinct colors.
+
+Lloyd's algorithm on the distinct rows of ``X`` weighted by how often each
+occurs has the same objective, the same iterations and the same fixed points
+as Lloyd on every sample, and images repeat colors a lot. For 8-bit data of
+up to four channels, four more steps make it fast:
+
+1. Distinct colors come from sorting one packed integer key per pixel,
+   never from comparing rows; for millions of RGB pixels, from counting them
+   in cache-sized tables (``colors.py``, ``_colors.pyx``).
+2. Seeding (k-means++, the seeds scikit-learn's
+   :func:`~sklearn.cluster.kmeans_plusplus` picks: ``seeding.py``,
+   ``_seeding.pyx``) and the first Lloyd
+   passes run on a coarse color histogram (the weighted mean color of each
+   occupied cell of a 32-level grid), a few thousand points however large
+   the image.
+3. Lloyd's iteration then runs on finer histograms (64 and 128 levels) when
+   each has at most half as many cells as the next finer level (a start
+   nearer the end saves more of the dearer passes than it costs), and
+   finally on the distinct colors themselves, so the result is a fixed
+   point of Lloyd's iteration over the full pixel set (with ``tol=0``).
+   Past the seeding, the updates are over-relaxed (a centroid that keeps
+   heading the same way steps ``lloyd.RELAXATION`` times the way to its mean)
+   until no color moves; plain updates then land on the means.
+4. The passes run in a compiled loop (``lloyd.py`` drives ``_lloyd.pyx``).
+   Nearest codewords are found through a color grid (``grid.py``,
+   ``_grid.pyx``): a codeword is a candidate for a cell only if it may be
+   nearest to some color in the cell, which leaves a dozen per cell
+   instead of K. Bounds on each color's distances to its codeword, its
+   runner-up and the rest skip the colors whose codeword cannot have
+   changed. They only skip work: every assignment is that of a brute-force
+   search, the lowest index on ties.
+
+Every sample is then assigned through its distinct color with a lookup
+table, never through an ``n_samples x K`` distance matrix (and
+``fit_codebook(..., return_codes=True)`` takes the fit's own assignment).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import grid, lloyd
+from .colors import (
+    distinct_keys,
+    levels,
+    look_up,
+    pack,
+    unique_rows,
+    unpack,
+)
+from .seeding import best_of, seed
+
+# Levels per channel of the coarse color histograms converged on first.
+LEVEL_BITS = (5, 6, 7)
+# A histogram is used only when it is that many times smaller than the next.
+MIN_COARSENING = 2
+
+
+def fit_codebook(
+    X,
+    sample_weight,
+    n_clusters,
+    *,
+    init,
+    n_init,
+    max_iter,
+    tol,
+    random_state,
+    return_codes=False,
+):
+    """Fit a codebook of at most ``n_clusters`` rows to ``X``.
+
+    Images (values that are levels: see :func:`~skvq._engine.colors.levels`)
+    are fitted on their distinct colors: seeded as
+    :class:`~sklearn.cluster.KMeans` seeds (``init``, ``n_init``, ``tol``
+    and ``random_state``) on the coarse color histogram when that is much
+    smaller than the set of distinct rows, else on the distinct rows, then
+    by exact weighted Lloyd passes on the distinct rows until no row changes
+    cluster or ``max_iter`` passes are done. Other data (:func:`_fit_vectors`)
+    gets KMeans's own seeds and plain Lloyd passes over every sample.
+
+    Returns
+    -------
+    codebook : ndarray of shape (n_codes, n_features), float64
+        ``n_codes == n_clusters`` unless ``X`` has fewer distinct rows, in
+        which case the codebook is exactly those rows.
+    inertia : float
+        Weighted sum of squared distances of the samples to their codeword.
+    n_iter : int
+        Exact Lloyd passes run over the distinct rows (0 when the codebook is
+        the distinct rows).
+    codes : ndarray of shape (n_samples,)
+        Only if ``return_codes``: the index of each sample's codeword, from
+        the last assignment of the fit (as :func:`assign` would give, in the
+        same dtype).
+    """
+    params = dict(
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=random_state,
+        return_codes=return_codes,
+    )
+    found = levels(X)
+    if found is None:
+        return _fit_vectors(X, sample_weight, n_clusters, **params)
+    return _fit_levels(X, found, sample_weight, n_clusters, **params)
+
+
+def _fit_levels(
+    X,
+    found,
+    sample_weight,
+    n_clusters,
+    *,
+    init,
+    n_init,
+    max_iter,
+    tol,
+    random_state,
+    return_codes,
+):
+    """:func:`fit_codebook` of rows whose values are ``found`` levels."""
+    rows, weights = unique_rows(found.codes, sample_weight)
+    keep = weights > 0
+    rows, weights = rows[keep], weights[keep]
+    values = found.values(rows)
+    if len(rows) <= n_clusters:
+        return _the_distinct_rows(X, values.astype(np.float64), return_codes)
+    coordinates = grid.Coordinates(rows, found.bits, found.level)
+    histograms = coarse_levels(values, weights, coordinates, n_clusters)
+    seed_points, seed_weights, _ = (
+        histograms.pop(0) if histograms else (values, weights, coordinates)
+    )
+    centers = seed(
+        seed_points.astype(np.float64, copy=False),
+        seed_weights,
+        n_clusters,
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=random_state,
+    )
+    # Past the seeding, the passes run to a fixed point (tol=0) over-relaxed.
+    relaxation = lloyd.RELAXATION if tol == 0 else 1.0
+    for points, level_weights, level_coordinates in histograms:
+        centers, _, _ = lloyd.run(
+            points,
+            level_weights,
+            centers,
+            max_iter,
+            tol,
+            relaxation=relaxation,
+            coordinates=level_coordinates,
+        )
+    centers, inertia, n_iter, labels = lloyd.run(
+        values,
+        weights,
+        centers,
+        max_iter,
+        tol,
+        relaxation=relaxation,
+        return_labels=True,
+        coordinates=coordinates,
+    )
+    if not return_codes:
+        return centers, inertia, n_iter
+    if not keep.all():
+        # Samples map to distinct rows only through a new search here.
+        return centers, inertia, n_iter, assign(X, centers, return_distance=False)[0]
+    code_dtype = np.min_scalar_type(len(centers) - 1)
+    codes = look_up(found.codes, pack(rows), labels.astype(code_dtype))
+    return centers, inertia, n_iter, codes
+
+
+def _fit_vectors(
+    X,
+    sample_weight,
+    n_clusters,
+    *,
+    init,
+    n_init,
+    max_iter,
+    tol,
+    random_state,
+    return_codes,
+):
+    """:func:`fit_codebook` of data that are not levels: K-Means on every sample.
+
+    The seeds are those :class:`~sklearn.cluster.KMeans` picks for the same
+    ``random_state`` (its algorithm and draws, on the samples in order), and
+    the passes are plain Lloyd's, as KMeans's, but run to a fixed point
+    (with ``tol=0``): the inertia is never above that of
+    ``KMeans(n_init=1)``, which may stop earlier.
+    """
+    points = np.asarray(X, dtype=np.float64)
+    weights = (
+        np.ones(len(points)) if sample_weight is None else np.asarray(sample_weight)
+    )
+    if np.count_nonzero(weights) <= n_clusters:
+        rows, _ = unique_rows(points[weights > 0])
+        return _the_distinct_rows(X, rows, return_codes)
+    coordinates = grid.Coordinates.quantized(points)
+
+    def refine(centers):
+        if len(np.unique(centers, axis=0)) < n_clusters:
+            # k-means++ picks a point twice only when every point is a
+            # centroid already: fewer distinct rows than clusters.
+            raise _FewerRows
+        return lloyd.run(
+            points,
+            weights,
+            centers,
+            max_iter,
+            tol,
+            return_labels=True,
+            coordinates=coordinates,
+        )
+
+    try:
+        centers, inertia, n_iter, labels = best_of(
+            points,
+            weights,
+            n_clusters,
+            init=init,
+            n_init=n_init,
+            random_state=random_state,
+            refine=refine,
+        )
+    except _FewerRows:
+        rows, _ = unique_rows(points[weights > 0])
+        return _the_distinct_rows(X, rows, return_codes)
+    if not return_codes:
+        return centers, inertia, n_iter
+    return centers, inertia, n_iter, labels.astype(np.min_scalar_type(n_clusters - 1))
+
+
+class _FewerRows(Exception):
+    """The data have no more distinct rows (of positive weight) than clusters."""
+
+
+def _the_distinct_rows(X, rows, return_codes):
+    """The fit of data with at most ``n_clusters`` distinct rows: those rows."""
+    codebook = np.asarray(rows, dtype=np.float64)
+    if return_codes:
+        return codebook, 0.0, 0, assign(X, codebook, return_distance=False)[0]
+    return codebook, 0.0, 0
+
+
+def coarse_levels(values, weights, coordinates, n_clusters):
+    """Color histograms of increasing resolution to converge on before the rows.
+
+    Each level holds the weighted mean color and total weight of the
+    occupied cells of a grid, and the coordinates of those cells; a level
+    is kept only if it has more than ``n_clusters`` cells and
+    ``MIN_COARSENING`` times fewer than the next finer level.
+    """
+    histograms, finer = [], len(values)
+    means, totals = values, weights
+    for bits in reversed(LEVEL_BITS):
+        # Each level pools the cells of the next finer one.
+        means, totals, coordinates = grid.cell_means(means, totals, coordinates, bits)
+        if len(means) <= n_clusters:
+            break
+        if len(means) * MIN_COARSENING <= finer:
+            histograms.insert(0, (means, totals, coordinates))
+            finer = len(means)
+    return histograms
+
+
+def assign(X, codebook, *, return_distance=True):
+    """Index of the nearest codebook row for each row of ``X`` (the lowest on ties).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    codebook : ndarray of shape (n_codes, n_features), float64
+    return_distance : bool, default=True
+        Whether to return the squared distances too.
+
+    Returns
+    -------
+    codes : ndarray of shape (n_samples,)
+        In the smallest unsigned integer dtype that holds ``n_codes - 1``.
+    sq_dist : ndarray of shape (n_samples,), float64, or None
+        Squared Euclidean distance to that row, None if not
+        ``return_distance``.
+    """
+    code_dtype = np.min_scalar_type(max(len(codebook) - 1, 0))
+    if X.shape[0] == 0:
+        return np.zeros(0, dtype=code_dtype), np.zeros(0) if return_distance else None
+    found = levels(X)
+    if found is None:
+        labels, distance = grid.nearest(np.asarray(X, dtype=np.float64), codebook)
+        codes = labels.astype(code_dtype)
+        return codes, distance**2 if return_distance else None
+    distinct = distinct_keys(found.codes)
+    rows = unpack(distinct, X.shape[1], found.codes.dtype)
+    coordinates = grid.Coordinates(rows, found.bits, found.level)
+    labels, distance = grid.nearest(found.values(rows), codebook, coordinates)
+    codes = look_up(found.codes, distinct, labels.astype(code_dtype))
+    if not return_distance:
+        return codes, None
+    return codes, look_up(found.codes, distinct, distance**2)

@@ -1,0 +1,86 @@
+"""How many threads the compiled loops use, and how they wait.
+
+A fit makes hundreds of short parallel steps (one per Lloyd pass). OpenMP
+threads that spin while they wait for the next step burn the time slices of
+a busy machine's other processes, and of their own team: with the cores
+shared, the spinning made fits 10 to 20 times slower than one thread.
+``skvq._engine`` therefore loads its OpenMP runtime with a passive wait
+policy (see ``skvq/_engine/__init__.py``), and each step asks for threads
+only when its work is worth them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+
+# Work per thread of each parallel step (see for_work): distinct rows of
+# Lloyd's passes, grid cells whose candidates are listed, points of a
+# seeding, colors counted, looked up or gathered. On less, a thread's
+# wake-up costs more than it saves.
+LLOYD_ROWS = 10_000
+GRID_CELLS = 100
+SEEDING_POINTS = 500
+COLORS = 1 << 19
+
+# Users who chose how OpenMP threads wait keep their choice (libgomp, LLVM).
+_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+
+@contextlib.contextmanager
+def passive_waiting():
+    """While an OpenMP runtime loads: its idle threads will sleep, not spin.
+
+    OpenMP reads ``OMP_WAIT_POLICY`` once, when its runtime initialises; the
+    variable is set only for that moment, so that neither other libraries
+    loaded later nor child processes inherit it.
+    """
+    if any(name in os.environ for name in _WAIT_SETTINGS):
+        yield
+        return
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+
+
+@functools.cache
+def _cpu_quota():
+    """CPUs this process may use by its cgroup quota (joblib reads it)."""
+    import joblib
+
+    return joblib.cpu_count()
+
+
+def available():
+    """Threads a parallel step may use.
+
+    The least of OpenMP's own limit (``OMP_NUM_THREADS``,
+    :func:`threadpoolctl.threadpool_limits`, or joblib's limit on the
+    threads of its worker processes), the CPUs this process may run on, and
+    its cgroup CPU quota.
+    """
+    from . import _openmp
+
+    return max(1, min(_openmp.max_threads(), _cpus(), _cpu_quota()))
+
+
+def _cpus():
+    """CPUs this process may run on now (its affinity can change)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on macOS and Windows
+        return os.cpu_count() or 1
+
+
+def for_work(work, per_thread):
+    """Threads for ``work`` units of which each thread needs ``per_thread``.
+
+    One thread below ``2 * per_thread`` units: a parallel step costs a
+    thread's wake-up, which small work does not repay.
+    """
+    if work < 2 * per_thread:
+        return 1
+    return max(1, min(available(), work // max(per_thread, 1)))

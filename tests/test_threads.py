@@ -1,0 +1,87 @@
+"""Threads of the compiled loops: how many, and that they never spin-wait."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from threadpoolctl import threadpool_limits
+
+from skvq._engine import threads
+
+# In a fresh interpreter: the OpenMP runtime skvq loads (the only one, as
+# scikit-learn is not imported), and its settings as it prints them.
+SHOW_OPENMP_SETTINGS = """
+import ctypes, os, sys
+import skvq._engine
+from threadpoolctl import threadpool_info
+
+assert "sklearn" not in sys.modules
+(runtime,) = [i["filepath"] for i in threadpool_info() if i["internal_api"] == "openmp"]
+library = ctypes.CDLL(runtime)
+if not hasattr(library, "omp_display_env"):
+    sys.exit(77)
+sys.stderr.flush()
+library.omp_display_env(1)
+print(sorted(set(os.environ) & {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("user_setting", "spin_count"),
+    [
+        ({}, "0"),  # libgomp's default would spin 300,000 times
+        ({"OMP_WAIT_POLICY": "active"}, "30000000000"),
+        ({"GOMP_SPINCOUNT": "1000"}, "1000"),
+    ],
+)
+def test_openmp_threads_wait_passively_unless_the_user_chose(user_setting, spin_count):
+    env = {k: v for k, v in os.environ.items() if k not in threads._WAIT_SETTINGS}
+    done = subprocess.run(
+        [sys.executable, "-c", SHOW_OPENMP_SETTINGS],
+        capture_output=True,
+        text=True,
+        env=env | user_setting,
+        check=False,
+    )
+    if done.returncode == 77 or "GOMP_SPINCOUNT" not in done.stderr:
+        pytest.skip("not libgomp, or it cannot display its settings")
+    assert done.returncode == 0, done.stderr
+    assert f"GOMP_SPINCOUNT = '{spin_count}'" in done.stderr
+    # The setting was for the runtime alone: not left for child processes.
+    assert done.stdout.strip() == str(sorted(user_setting))
+
+
+def test_passive_waiting_restores_the_environment(monkeypatch):
+    for name in threads._WAIT_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    with threads.passive_waiting():
+        assert os.environ["OMP_WAIT_POLICY"] == "passive"
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
+    with threads.passive_waiting():
+        assert "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_threads_follow_the_work():
+    with threadpool_limits(2):
+        assert threads.for_work(19_999, 10_000) == 1
+        assert threads.for_work(20_000, 10_000) == min(2, threads.available())
+    assert threads.for_work(0, 0) == 1
+
+
+def test_threadpool_limits_and_affinity_bound_the_threads(monkeypatch):
+    with threadpool_limits(1):
+        assert threads.available() == 1
+        assert threads.for_work(10**9, 1) == 1
+    monkeypatch.setattr(threads, "_cpus", lambda: 1)
+    with threadpool_limits(8):
+        assert threads.available() == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
+def test_the_cpus_are_those_this_process_may_run_on(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+    assert threads._cpus() == 1
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert threads._cpus() == os.cpu_count()
