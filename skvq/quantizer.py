@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from numbers import Integral, Real
 
@@ -21,6 +22,7 @@ from sklearn.utils.validation import (
 )
 
 from ._engine import kmeans as _kmeans
+from ._engine import progress
 from ._engine.stream import ColorStream, MiniBatchStream
 from .bits import BitReport
 
@@ -103,6 +105,11 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     random_state : int, RandomState instance or None, default=None
         Seed of the centroid initialization. Pass an int for reproducible
         codebooks.
+    verbose : int, default=0
+        Verbosity, as in KMeans: 0 prints nothing; 1 prints a line on
+        stdout for each seeding and each run of Lloyd passes (on a
+        histogram or on the distinct rows) with the seconds elapsed, its
+        passes and inertia; 2 also prints progress within each run.
 
     Attributes
     ----------
@@ -152,6 +159,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -163,6 +171,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         max_iter=300,
         tol=0.0,
         random_state=None,
+        verbose=0,
     ):
         self.n_clusters = n_clusters
         self.init = init
@@ -170,6 +179,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -228,16 +238,30 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         X = _as_supported_dtype(X)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        return _kmeans.fit_codebook(
-            X,
-            sample_weight,
-            self.n_clusters,
-            init=self.init,
-            n_init=self.n_init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            random_state=self.random_state,
-            return_codes=return_codes,
+        with self._reporting():
+            return _kmeans.fit_codebook(
+                X,
+                sample_weight,
+                self.n_clusters,
+                init=self.init,
+                n_init=self.n_init,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                random_state=self.random_state,
+                return_codes=return_codes,
+            )
+
+    def _reporting(self):
+        """Progress of the fit on stdout, as ``verbose`` asks.
+
+        Without ``verbose``, whoever reports the work around the fit (the
+        command line) keeps hearing it.
+        """
+        if not self.verbose:
+            return contextlib.nullcontext()
+        name = type(self).__name__
+        return progress.reporting(
+            lambda line, _: print(f"[{name}] {line}", flush=True), self.verbose
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -282,7 +306,8 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if first_call:
             stream = ColorStream if X.dtype == np.uint8 else MiniBatchStream
             self._stream = stream(self.get_params())
-        codebook, inertia, n_iter = self._stream.update(X, sample_weight)
+        with self._reporting():
+            codebook, inertia, n_iter = self._stream.update(X, sample_weight)
         self._set_codebook(codebook, inertia, n_iter)
         return self
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _colors, _lloyd, grid, threads
+from . import _colors, _lloyd, grid, progress, threads
 from .colors import group_sums
 
 # How far, in levels of 256 per feature (colors: in color levels), centroids
@@ -103,6 +103,7 @@ def run(
         settled = settled or passes.settled
         if on_epoch is not None:
             on_epoch(passes, n_iter)
+        progress.say(f"Lloyd on {len(rows):,} points: {n_iter} passes", level=2)
         if not passes.reanchor:
             break
     labels, centers = passes.labels, passes.centers
@@ -112,6 +113,11 @@ def run(
         sums, counts = group_sums(points, weights, labels, len(centers))
         centers = _means(centers, sums, counts)
     inertia = _lloyd.inertia(points, weights, centers, labels)
+    progress.say(
+        f"Lloyd on {len(rows):,} points: "
+        + ("fixed point" if passes.fixed else "stopped by tol or max_iter")
+        + f" after {n_iter} passes, inertia {inertia:.6g}"
+    )
     if not return_labels:
         return centers, inertia, n_iter
     labels_of_rows = np.empty_like(labels)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
-from . import _seeding, lloyd, threads
+from . import _seeding, lloyd, progress, threads
 
 
 def seed(points, weights, n_clusters, *, init, n_init, max_iter, tol, random_state):
@@ -40,7 +40,11 @@ def best_of(points, weights, n_clusters, *, init, n_init, random_state, refine):
     if n_init == "auto":
         n_init = 1 if init == "k-means++" else 10
     best = None
-    for _ in range(n_init):
+    for attempt in range(n_init):
+        progress.say(
+            f"seeding {attempt + 1} of {n_init} ({init}): {n_clusters:,} centroids "
+            f"on {len(points):,} points"
+        )
         if init == "k-means++":
             chosen = kmeans_plusplus(points, weights, n_clusters, random_state)
         else:
