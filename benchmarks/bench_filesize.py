@@ -1,6 +1,7 @@
-"""Benchmark .vq file sizes against PNG-8, GIF and WebP of identical pixels.
+"""Benchmark .vq file sizes against PNG-8, GIF, WebP and JPEG XL of identical pixels.
 
-One command prints markdown tables (issue 5) and checks its targets::
+One command prints markdown tables and checks the targets of issues 5 and
+17::
 
     python benchmarks/bench_filesize.py                 # full run, ~2 minutes
     python benchmarks/bench_filesize.py --quick         # seconds, a smoke test
@@ -9,14 +10,18 @@ One command prints markdown tables (issue 5) and checks its targets::
 Each sample photo is quantized once per ``K`` (skvq's K-Means, seed 0) and
 the same codes and palette are written as .vq in every index coding, as
 PNG-8 (Pillow with ``optimize=True``, then oxipng at level 6 when
-``pyoxipng`` is installed), as GIF and as lossless WebP (Pillow, method 6,
-quality 100: its strongest effort) of the RGB reconstruction. Every file
-decodes to the very same pixels, which the benchmark checks.
+``pyoxipng`` is installed), as GIF, as lossless WebP (Pillow, method 6,
+quality 100: its strongest effort) and as lossless JPEG XL (``imagecodecs``,
+effort 10: its strongest) of the RGB reconstruction. Every file decodes to
+the very same pixels, which the benchmark checks.
 
-Times are medians over ``--repeats`` runs: decoding is ``Image.open`` plus
-``load`` from memory; the .vq encoding overhead is :func:`skvq.format.encode_vq`
-in the default coding divided by the quantization time (``quantize_image``:
-fit, codes, reconstruction).
+Times are medians over ``--repeats`` runs, the decoders taking turns so
+that all see the same load: decoding is ``Image.open`` plus ``load`` from
+memory (``imagecodecs.jpegxl_decode`` for JPEG XL, on as many threads as
+.vq uses: the machine's cores); encoding is :func:`skvq.format.encode_vq`
+in the default coding, against the quantization it follows
+(``quantize_image``: fit, codes, reconstruction). The .vq decode on one
+thread is measured too.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_quantization import PHOTOS, load_image
 
 from skvq import format as vq
+from skvq.format.codings import context
 from skvq.image import quantize_image, reconstruct
 from skvq.metrics import psnr
 
@@ -42,7 +48,8 @@ K_VALUES = (16, 64, 256)
 # K values of the rate-distortion plot.
 PLOT_K_VALUES = (4, 8, 16, 32, 64, 128, 256)
 DEFAULT_CODING = "auto"
-PEERS = ("png", "oxipng", "gif", "webp")
+PEERS = ("png", "oxipng", "gif", "webp", "jxl")
+JXL_EFFORT = 10
 
 
 # --- Files of identical pixels -------------------------------------------------
@@ -55,7 +62,7 @@ def palette_image(codes: np.ndarray, palette: np.ndarray) -> Image.Image:
 
 
 def encode_peers(codes: np.ndarray, palette: np.ndarray) -> dict[str, bytes]:
-    """PNG-8, oxipng-optimized PNG-8 (if installed), GIF and lossless WebP."""
+    """PNG-8, GIF, lossless WebP, and oxipng's PNG-8 and JPEG XL if installed."""
     image = palette_image(codes, palette)
     files = {}
     for name, save in (
@@ -71,47 +78,80 @@ def encode_peers(codes: np.ndarray, palette: np.ndarray) -> dict[str, bytes]:
         buffer = io.BytesIO()
         save(buffer)
         files[name] = buffer.getvalue()
-    oxipng = _oxipng()
+    oxipng = _optional("oxipng")
     if oxipng is not None:
         files["oxipng"] = oxipng.optimize_from_memory(files["png"], level=6)
+    imagecodecs = _optional("imagecodecs")
+    if imagecodecs is not None:
+        files["jxl"] = imagecodecs.jpegxl_encode(
+            palette[codes], lossless=True, effort=JXL_EFFORT
+        )
     return files
 
 
-def _oxipng():
+def _optional(name: str):
     try:
-        import oxipng
+        return __import__(name)
     except ImportError:
         return None
-    return oxipng
+
+
+def _is_jxl(data: bytes) -> bool:
+    return data[:2] == b"\xff\x0a" or data[4:8] == b"JXL "
 
 
 def decoded_rgb(data: bytes) -> np.ndarray:
+    if _is_jxl(data):
+        return _optional("imagecodecs").jpegxl_decode(data)
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("RGB"))
 
 
-def decode_seconds(data: bytes, repeats: int) -> float:
+def decoder(data: bytes, threads: int | None = None):
+    """A function decoding ``data`` from memory (on ``threads`` if given)."""
+    if _is_jxl(data):
+        imagecodecs = _optional("imagecodecs")
+        return lambda: imagecodecs.jpegxl_decode(data, numthreads=threads)
+
     def decode():
         with Image.open(io.BytesIO(data)) as image:
             image.load()
 
-    return median_seconds(decode, repeats)
+    if threads is None:
+        return decode
+
+    def decode_on_threads():
+        workers = context._workers
+        context._workers = lambda: threads
+        try:
+            decode()
+        finally:
+            context._workers = workers
+
+    return decode_on_threads
 
 
-def median_seconds(function, repeats: int) -> float:
-    times = []
+def median_seconds(functions: dict, repeats: int) -> dict[str, float]:
+    """Median time of each function, the functions taking turns."""
+    times = {name: [] for name in functions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 # --- Measurements ----------------------------------------------------------------
 
 
-def measure(name: str, photo: np.ndarray, k: int, repeats: int) -> dict:
-    """Sizes, times and PSNR of one photo quantized to ``k`` colors."""
+def measure(
+    name: str, photo: np.ndarray, k: int, repeats: int, coding: str = DEFAULT_CODING
+) -> dict:
+    """Sizes, times and PSNR of one photo quantized to ``k`` colors.
+
+    ``coding`` is the one measured as the default (file "vq-auto").
+    """
     start = time.perf_counter()
     result = quantize_image(photo, k, random_state=0)
     quantize_time = time.perf_counter() - start
@@ -125,12 +165,22 @@ def measure(name: str, photo: np.ndarray, k: int, repeats: int) -> dict:
         )
 
     files = {f"vq-{coding}": encode(coding) for coding in vq.CODINGS}
-    files["vq-auto"] = encode(DEFAULT_CODING)
+    files["vq-auto"] = encode(coding)
     files.update(encode_peers(result.codes, palette))
     for format_name, data in files.items():
         if not np.array_equal(decoded_rgb(data), result.reconstruction):
             raise AssertionError(f"{name} K={k}: {format_name} changed the pixels")
     png = files.get("oxipng", files["png"])
+    cores = context._workers()
+    decoders = {
+        "vq": decoder(files["vq-auto"]),
+        "vq_1_thread": decoder(files["vq-auto"], threads=1),
+        "png": decoder(png),
+        "webp": decoder(files["webp"]),
+    }
+    if "jxl" in files:
+        decoders["jxl"] = decoder(files["jxl"], threads=cores)
+    decode = median_seconds(decoders, repeats)
     return {
         "image": name,
         "k": k,
@@ -138,9 +188,8 @@ def measure(name: str, photo: np.ndarray, k: int, repeats: int) -> dict:
         "sizes": {format_name: len(data) for format_name, data in files.items()},
         "psnr": psnr(photo, result.reconstruction),
         "quantize_s": quantize_time,
-        "encode_s": median_seconds(lambda: encode(DEFAULT_CODING), repeats),
-        "decode_vq_s": decode_seconds(files["vq-auto"], repeats),
-        "decode_png_s": decode_seconds(png, repeats),
+        "encode_s": median_seconds({"vq": lambda: encode(coding)}, repeats)["vq"],
+        "decode_s": decode,
         "auto_coding": vq.read_info(files["vq-auto"]).coding,
     }
 
@@ -169,56 +218,73 @@ def size_table(rows: list[dict], reference: str) -> str:
     return "\n".join(lines)
 
 
+def _median_ratio(group: list[dict], key: str, name: str, to: str) -> float:
+    """Median over the images of ``row[key][name] / row[key][to]``."""
+    return statistics.median(row[key][name] / row[key][to] for row in group)
+
+
 def summary_table(rows: list[dict], reference: str) -> tuple[str, list[str]]:
-    """Medians per K, and the issue's targets checked on them."""
-    columns = [f"vq-{coding}" for coding in vq.CODINGS] + ["vq-auto", "webp"]
+    """Medians per K, and the targets of issues 5 and 17 checked on them."""
+    columns = [f"vq-{coding}" for coding in vq.CODINGS] + ["vq-auto"]
+    columns += [peer for peer in ("webp", "jxl") if peer in rows[0]["sizes"]]
+    decoders = ("vq", "vq_1_thread", "png", "webp", "jxl")
+    decoders = [name for name in decoders if name in rows[0]["decode_s"]]
     lines = [
-        f"| K | images | {' | '.join(columns)} (size / {reference}) | decode .vq ms "
-        f"| decode PNG-8 ms | encode ms | quantize ms | encode / quantize |",
-        "|---:|---:|" + "---:|" * (len(columns) + 5),
+        f"| K | images | {' | '.join(columns)} (size / {reference}) | "
+        + " | ".join(f"decode {name} ms" for name in decoders)
+        + " | encode ms | quantize ms | encode / quantize |",
+        "|---:|---:|" + "---:|" * (len(columns) + len(decoders) + 3),
     ]
     checks = []
     for k in sorted({row["k"] for row in rows}):
         group = [row for row in rows if row["k"] == k]
-
-        def median_ratio(column, group=group):
-            return statistics.median(
-                row["sizes"][column] / row["sizes"][reference] for row in group
-            )
-
-        decode_vq = statistics.median(row["decode_vq_s"] for row in group)
-        decode_png = statistics.median(row["decode_png_s"] for row in group)
+        sizes = {
+            column: _median_ratio(group, "sizes", column, reference)
+            for column in columns
+        }
+        decode = {
+            name: statistics.median(row["decode_s"][name] for row in group)
+            for name in decoders
+        }
+        encode = statistics.median(row["encode_s"] for row in group)
+        quantize = statistics.median(row["quantize_s"] for row in group)
         overhead = statistics.median(
             row["encode_s"] / row["quantize_s"] for row in group
         )
-        encode = statistics.median(row["encode_s"] for row in group)
-        quantize = statistics.median(row["quantize_s"] for row in group)
-        ratios = [median_ratio(column) for column in columns]
         lines.append(
             f"| {k} | {len(group)} | "
-            + " | ".join(f"{ratio:.3f}" for ratio in ratios)
-            + f" | {decode_vq * 1e3:.2f} | {decode_png * 1e3:.2f} | "
-            f"{encode * 1e3:.0f} | {quantize * 1e3:.0f} | {overhead:.1%} |"
+            + " | ".join(f"{sizes[column]:.3f}" for column in columns)
+            + " | "
+            + " | ".join(f"{decode[name] * 1e3:.2f}" for name in decoders)
+            + f" | {encode * 1e3:.0f} | {quantize * 1e3:.0f} | {overhead:.0%} |"
         )
-        auto = median_ratio("vq-auto")
+        auto = sizes["vq-auto"]
+        webp = _median_ratio(group, "sizes", "vq-auto", "webp")
+        to_webp = _median_ratio(group, "decode_s", "vq", "webp")
+        one_thread = _median_ratio(group, "decode_s", "vq_1_thread", "webp")
         checks += [
             _check(f"K={k}: default .vq <= {reference}", auto <= 1, f"{auto:.3f}"),
+            _check(f"K={k}: default .vq <= 0.80 x WebP", webp <= 0.8, f"{webp:.3f}"),
             _check(
-                f"K={k}: default .vq <= WebP lossless (stretch)",
-                auto <= median_ratio("webp"),
-                f"{auto:.3f} vs {median_ratio('webp'):.3f}",
-            ),
-            _check(
-                f"K={k}: decode .vq no slower than PNG-8",
-                decode_vq <= decode_png,
-                f"{decode_vq * 1e3:.2f} ms vs {decode_png * 1e3:.2f} ms",
-            ),
-            _check(
-                f"K={k}: encoding adds <= 20% to quantization",
-                overhead <= 0.2,
-                f"{overhead:.1%}",
+                f"K={k}: decode .vq <= 4 x WebP",
+                to_webp <= 4,
+                f"{to_webp:.2f} x (one thread: {one_thread:.2f} x)",
             ),
         ]
+        if "jxl" in columns:
+            jxl = _median_ratio(group, "sizes", "vq-auto", "jxl")
+            to_jxl = _median_ratio(group, "decode_s", "vq", "jxl")
+            checks += [
+                _check(f"K={k}: default .vq <= JPEG XL", jxl <= 1, f"{jxl:.3f}"),
+                _check(
+                    f"K={k}: decode .vq <= 0.5 x JPEG XL",
+                    to_jxl <= 0.5,
+                    f"{to_jxl:.2f} x",
+                ),
+            ]
+        checks.append(
+            _check(f"K={k}: encode <= quantization", overhead <= 1, f"{overhead:.0%}")
+        )
     return "\n".join(lines), checks
 
 
@@ -241,6 +307,7 @@ def plot(rows: list[dict], path: Path) -> None:
         "oxipng": "PNG-8 (oxipng -o6)",
         "gif": "GIF",
         "webp": "WebP lossless",
+        "jxl": "JPEG XL lossless (effort 10)",
     }
     ks = sorted({row["k"] for row in rows})
     figure, axes = plt.subplots(figsize=(7, 4.5), layout="constrained")
@@ -279,18 +346,25 @@ def main(argv=None) -> int:
     parser.add_argument("--k", nargs="+", type=int, help="default: 16 64 256")
     parser.add_argument("--repeats", type=int, default=7, help="timing runs (7)")
     parser.add_argument("--plot", type=Path, help="write the rate-distortion PNG")
+    parser.add_argument(
+        "--coding",
+        default=DEFAULT_CODING,
+        help=f"the coding measured as the default (default: {DEFAULT_CODING})",
+    )
     args = parser.parse_args(argv)
     images = args.images or (["china-crop"] if args.quick else list(PHOTOS))
     table_ks = args.k or ([16] if args.quick else list(K_VALUES))
     ks = sorted(set(table_ks) | (set(PLOT_K_VALUES) if args.plot else set()))
     repeats = 3 if args.quick else args.repeats
-    if _oxipng() is None:
+    if _optional("oxipng") is None:
         print("> oxipng skipped: `pip install pyoxipng`; ratios are to Pillow's PNG.\n")
+    if _optional("imagecodecs") is None:
+        print("> JPEG XL skipped: `pip install imagecodecs`.\n")
     rows = []
     for name in images:
         photo = load_image(name)
         for k in ks:
-            rows.append(measure(name, photo, k, repeats))
+            rows.append(measure(name, photo, k, repeats, args.coding))
             print(f"  {name} K={k} done", file=sys.stderr, flush=True)
     reference = "oxipng" if "oxipng" in rows[0]["sizes"] else "png"
     table_rows = [row for row in rows if row["k"] in table_ks]

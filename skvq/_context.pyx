@@ -53,6 +53,11 @@ cdef enum:
 
 cdef uint64_t HASH_MULTIPLIER = 0x9E3779B97F4A7C15ULL
 
+# Codes: one byte each for up to 256 colours, else two.
+ctypedef fused code_t:
+    uint8_t
+    uint16_t
+
 # Results of decode_stripe.
 cpdef enum Status:
     OK = 0
@@ -313,13 +318,8 @@ cdef inline uint32_t hashed(uint64_t key, int bits) noexcept nogil:
 
 cdef inline uint32_t distance(const int32_t* a, const int32_t* b) noexcept nogil:
     """Squared distance of two colours (4 channels, unused ones 0)."""
-    cdef uint32_t total = 0
-    cdef int32_t step
-    cdef int i
-    for i in range(4):
-        step = a[i] - b[i]
-        total += step * step
-    return total
+    cdef int32_t d0 = a[0] - b[0], d1 = a[1] - b[1], d2 = a[2] - b[2], d3 = a[3] - b[3]
+    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3
 
 
 cdef void sort_keys(uint32_t* keys, uint32_t* buffer, Py_ssize_t n) noexcept nogil:
@@ -489,7 +489,7 @@ cdef int code_index(
 
 
 cdef int code_stripe(
-    Coder* coder, Model* model, uint16_t* codes, Py_ssize_t height, Py_ssize_t width,
+    Coder* coder, Model* model, code_t* codes, Py_ssize_t height, Py_ssize_t width,
     const int32_t* palette, int n_codes, Py_ssize_t stop_after,
     Py_ssize_t* done
 ) noexcept nogil:
@@ -710,7 +710,7 @@ cdef inline void start(Coder* coder) noexcept nogil:
 
 
 def encode_stripe(
-    const uint16_t[:, ::1] codes,
+    const code_t[:, ::1] codes,
     const int32_t[:, ::1] palette,
     const uint8_t[:, ::1] nearest,
     const uint8_t[:, ::1] positions,
@@ -723,7 +723,7 @@ def encode_stripe(
     """
     cdef Coder coder
     cdef Model model
-    cdef uint16_t[:, ::1] work = np.array(codes, dtype=np.uint16)
+    cdef code_t[:, ::1] work = np.array(codes)  # coding writes each code back
     cdef Py_ssize_t height = codes.shape[0], width = codes.shape[1]
     cdef int status
     cdef bint ready
@@ -755,7 +755,7 @@ def encode_stripe(
 
 def decode_stripe(
     const uint8_t[::1] data,
-    uint16_t[:, ::1] codes,
+    code_t[:, ::1] codes,
     const int32_t[:, ::1] palette,
     const uint8_t[:, ::1] nearest,
     const uint8_t[:, ::1] positions,
@@ -794,4 +794,6 @@ def decode_stripe(
         status = BAD_LENGTH
     elif status != OK and present < length and coder.position > present:
         status = TRUNCATED  # from bytes past those present, not damage
+    elif status != OK and status != NO_MEMORY and coder.position > length + 3:
+        status = BAD_LENGTH  # the stripe ran out before its pixels
     return status, done

@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._engine import progress
 from .imaging import UnsupportedModeError
 from .io import save
 
@@ -244,6 +245,11 @@ def _encode_file(source, target, options, overwrite, mode):
             frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
         if mode is not None:
             frames = [frame.convert(mode) for frame in frames]
+        width, height = image.size
+        progress.say(
+            f"read {source}: {width:,} x {height:,} {frames[0].mode}, "
+            f"{len(frames)} frame{'s' if len(frames) > 1 else ''}"
+        )
         save(
             frames[0],
             target,
@@ -253,6 +259,7 @@ def _encode_file(source, target, options, overwrite, mode):
             append_images=frames[1:],
             **options,
         )
+    progress.say(f"wrote {target}: {os.path.getsize(target):,} bytes")
 
 
 def _decode_file(source, target, overwrite):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 __all__ = ["main"]
@@ -19,6 +20,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 _SAMPLE_IMAGES = ("china.jpg", "flower.jpg")
+# Single-file work longer than this reports progress on a terminal.
+_QUIET_SECONDS = 2.0
 # Pixels per partial_fit call in fit-codebook (48 MB of RGB).
 _CHUNK_PIXELS = 1 << 24
 
@@ -59,8 +62,10 @@ def _run_batch(args, run, plan, description, verb, **kwargs):
     if args.output_dir is not None and not args.force:
         skipped = [pair for pair in plan if os.path.lexists(pair[1])]
         plan = [pair for pair in plan if not os.path.lexists(pair[1])]
+    # One file reports its own progress (_progress_of_one_file), not 0/1 files.
+    show_bar = _on_terminal() and args.output_dir is not None
     with tqdm(
-        total=len(plan), desc=description, unit="file", disable=not _on_terminal()
+        total=len(plan), desc=description, unit="file", disable=not show_bar
     ) as bar:
 
         def progress(result):
@@ -102,9 +107,10 @@ def _encode(args):
     if args.codebook is not None:
         options["codebook"] = _load_codebook(args.codebook)
     plan = _single_or_batch(args, ".vq")
-    return _run_batch(
-        args, encode_files, plan, "encoding", "encoded", n_jobs=args.jobs, **options
-    )
+    with _progress_of_one_file(args):
+        return _run_batch(
+            args, encode_files, plan, "encoding", "encoded", n_jobs=args.jobs, **options
+        )
 
 
 def _decode(args):
@@ -206,6 +212,40 @@ def _fit_codebook(args):
 
 def _on_terminal():
     return sys.stderr.isatty()
+
+
+def _progress_of_one_file(args):
+    """Progress lines on stderr while one file is encoded (batches have a bar).
+
+    ``-v`` reports each stage of the fit, ``-vv`` each step within them. On
+    a terminal without ``-v``, work that takes longer than
+    ``_QUIET_SECONDS`` reports its stages and, at most every
+    ``_QUIET_SECONDS``, its steps: quick encodes stay silent, long ones
+    show they are alive.
+    """
+    from ._engine import progress
+
+    if args.output_dir is not None:
+        return progress.reporting(None)
+    if args.verbose:
+        return progress.reporting(_write_progress, args.verbose)
+    if not _on_terminal():
+        return progress.reporting(None)
+    start = last = time.perf_counter()
+
+    def write_when_slow(line, level):
+        nonlocal last
+        now = time.perf_counter()
+        if now - start < _QUIET_SECONDS or (level > 1 and now - last < _QUIET_SECONDS):
+            return
+        last = now
+        _write_progress(line, level)
+
+    return progress.reporting(write_when_slow, 2)
+
+
+def _write_progress(line, level):
+    print(f"skvq: {line}", file=sys.stderr, flush=True)
 
 
 def _info(args):
@@ -410,7 +450,9 @@ def _build_parser():
     encode.add_argument(
         "--random-state", type=int, default=0, help="K-Means seed (default 0)"
     )
-    encode.add_argument("--coding", help="index coding: auto (default), raw, zstd, bz2")
+    encode.add_argument(
+        "--coding", help="index coding: auto (default), raw, zstd, bz2, context"
+    )
     encode.add_argument(
         "--mode",
         choices=("RGB", "RGBA", "L", "LA"),
@@ -434,7 +476,7 @@ def _build_parser():
         help="diffuse each pixel's color error over its neighbors: smoother "
         "gradients, no banding, for a lower PSNR; METHOD names a method (the "
         "best one without it; write --dither=METHOD, or --dither after the "
-        "files). The codebook stays the same",
+        "files). The codebook is refined for the dithered picture",
     )
     encode.add_argument(
         "--color-space",
@@ -443,6 +485,15 @@ def _build_parser():
         help="where colors are fitted and matched: rgb, the pixel values "
         "(default), or oklab, where distances follow perceived differences; "
         "files store sRGB colors either way",
+    )
+    encode.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="report the stages of one file's encoding on stderr (-vv: every "
+        "step); on a terminal they show anyway once it takes a while "
+        "(batches show a progress bar instead)",
     )
     _add_batch_arguments(encode, ".vq file")
     encode.set_defaults(run=_encode)

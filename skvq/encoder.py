@@ -493,9 +493,9 @@ class Fitting:
 
     def pixel_codes(self, row_codes) -> np.ndarray:
         """Codes of the frames' pixels from the codes of the distinct rows."""
-        from ._engine.colors import look_up, pack_uint8
+        from ._engine.colors import look_up, pack
 
-        codes = look_up(self.pixels, pack_uint8(self.rows), row_codes)
+        codes = look_up(self.pixels, pack(self.rows), row_codes)
         return codes.reshape(self.frames.shape[:-1])
 
 
@@ -541,10 +541,10 @@ def _nearest(features, palette) -> np.ndarray:
 
 def _assign(pixels, colors, metric) -> np.ndarray:
     """Codes of the exact nearest of ``colors`` (uint8) in the metric."""
-    from ._engine.colors import look_up, pack_uint8, unique_rows
+    from ._engine.colors import look_up, pack, unique_rows
 
     rows, _ = unique_rows(pixels)
-    return look_up(pixels, pack_uint8(rows), _assign_rows(rows, colors, metric))
+    return look_up(pixels, pack(rows), _assign_rows(rows, colors, metric))
 
 
 def _assign_rows(rows, colors, metric) -> np.ndarray:

@@ -284,10 +284,11 @@ def _write(im: Image.Image, frames: list[Image.Image], fp) -> None:
         from . import target as search
 
         fitting = encoder.fitting(colors, alpha=mode.endswith("A"), **encode_options)
-        data = search.search(
+        found = search.search(
             fitting, file_bytes=file_bytes, max_clusters=vq.MAX_CODES, **target
-        ).data
-        fp.write(data)
+        )
+        # A size target wrote the file to measure it; a PSNR target did not.
+        fp.write(found.data if found.data is not None else file_bytes(found.encoding))
         return
     with warnings.catch_warnings():
         # Fewer distinct colors than k is fine for a file: K is just smaller.

@@ -12,7 +12,7 @@ error grows it and removing the codewords of least utility shrinks it, and
 Lloyd's iterations from there reach a fixed point in a fraction of a fit
 (:mod:`skvq._engine.refine`). PSNR is close to linear in ``log K`` and file
 size to a power of ``K``: a secant through the results so far predicts the
-next size to try, and the search ends when the answer is bracketed to 2 %.
+next size to try, and the search ends when the answer is bracketed to 3.5 %.
 """
 
 from __future__ import annotations
@@ -153,7 +153,8 @@ def choose_n_clusters(
     ValueError
         For a target no number of colors reaches (the message gives the
         best reachable and the number of colors it takes), for both or
-        neither of ``psnr`` and ``max_bytes``, and for bad options.
+        neither of ``psnr`` and ``max_bytes``, for ``n_clusters`` (or
+        ``k``, ``codebook``) given with a target, and for bad options.
 
     Examples
     --------
@@ -168,6 +169,13 @@ def choose_n_clusters(
     from .imaging import _image_array
 
     check_target(psnr=psnr, max_bytes=max_bytes)
+    for given in ("n_clusters", "k", "codebook"):
+        if given in params:
+            name = "psnr" if psnr is not None else "max_bytes"
+            raise ValueError(
+                f"{given}= and {name}= contradict each other: {name}= chooses the "
+                "number of colors and fits the codebook; give one of them."
+            )
     encoder.check_options(dither=dither, color_space=color_space, **params)
     array, _ = _image_array(image)
     n_channels = array.shape[2]
@@ -425,8 +433,10 @@ class _Search:
             return best
         if bound is not None and abs(best - bound) <= step:
             return best
-        # Where the model puts the crossing, from the best size's value.
-        if not math.isfinite(self.value(best)):
+        # Where the model puts the crossing, from the best size's value; a
+        # bracket of one color is cheap to check, so the model never decides
+        # it.
+        if _TOLERANCE * best < 1 or not math.isfinite(self.value(best)):
             return None
         crossing = self._predict(best, self._target_value())
         if self.psnr is not None and crossing > best - step:

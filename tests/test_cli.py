@@ -162,6 +162,38 @@ def test_progress_bar_on_a_terminal(tmp_path, image_dir, capsys, monkeypatch):
     assert "encoding" in err and "3/3" in err
 
 
+def test_verbose_encode_reports_its_stages(tmp_path, photo_png, capsys):
+    target = tmp_path / "out.vq"
+    assert main(["encode", "-v", str(photo_png), str(target), "-k", "4"]) == EXIT_OK
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("skvq:") and f"read {photo_png}" in lines[0]
+    assert any("seeding 1 of 1 (k-means++): 4 centroids" in line for line in lines)
+    assert any("fixed point after" in line for line in lines)
+    assert lines[-1].endswith(f"wrote {target}: {target.stat().st_size:,} bytes")
+
+
+def test_one_file_reports_progress_on_a_terminal_only_when_slow(
+    tmp_path, photo_png, capsys, monkeypatch
+):
+    import skvq.cli
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    target = tmp_path / "out.vq"
+    monkeypatch.setattr(skvq.cli, "_QUIET_SECONDS", 1e6)
+    assert main(["encode", str(photo_png), str(target), "-k", "4"]) == EXIT_OK
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(skvq.cli, "_QUIET_SECONDS", 0.0)
+    assert main(["encode", "-f", str(photo_png), str(target), "-k", "4"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "seeding" in err and "wrote" in err
+
+
+def test_no_progress_lines_into_a_pipe(tmp_path, photo_png):
+    result = run_cli("encode", photo_png, tmp_path / "out.vq", "-k", "4")
+    assert result.returncode == EXIT_OK
+    assert result.stderr == ""
+
+
 def test_batch_refuses_two_inputs_for_one_output(tmp_path, china, capsys):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from skvq import format as vq
-from skvq.bits import bits_per_code
 from skvq.format.codings import raw as raw_coding
 
 # From docs/format.md: a single-frame file without metadata is the 9-byte
@@ -152,7 +151,7 @@ def test_round_trip(image):
     header, decoded = vq.read_vq(data)
     assert (header.width, header.height, header.mode) == (width, height, mode)
     assert header.n_frames == len(frames)
-    assert header.bits_per_code == bits_per_code(len(codebook))
+    assert header.bits_per_code == (len(codebook) - 1).bit_length()  # ceil(log2 K)
     assert header.coding == "raw"
     assert header.version == vq.VERSION
     assert header.metadata == metadata
@@ -167,7 +166,8 @@ def test_raw_size_is_the_bit_accounting(image):
     mode, codebook, frames = image
     height, width = frames.shape[1:]
     data = vq.encode_vq(width, height, mode, codebook, [frames[0]])
-    index_bytes = -(-width * height * bits_per_code(len(codebook)) // 8)
+    bits = (len(codebook) - 1).bit_length()  # ceil(log2 K), not skvq's bits_per_code
+    index_bytes = -(-width * height * bits // 8)
     assert len(data) == SINGLE_FRAME_OVERHEAD + codebook.size + index_bytes
 
 

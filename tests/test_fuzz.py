@@ -16,6 +16,7 @@ import io
 import struct
 import warnings
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from skvq import format as vq
+from skvq.format.codings import context as context_coding
 from skvq.format.container import chunk
 
 
@@ -80,6 +82,16 @@ def make_seeds():
     # An ancillary chunk of a later version, which readers skip.
     extra = chunk(b"zzZz", b"later data")
     seeds.append(("raw", seeds[0][1][:42] + extra + seeds[0][1][42:]))
+    # Context coding: maps of blocks (all of its steps, not only escapes) in
+    # stripes of 3 rows.
+    with patch.object(context_coding, "STRIPE_PIXELS", 30):
+        for k, channels in [(16, 3), (300, 1)]:
+            codebook = rng.integers(0, 256, (k, channels), dtype=np.uint8)
+            blocks = rng.integers(0, k, (2, 4, 5))
+            frames = list(np.repeat(np.repeat(blocks, 3, axis=1), 2, axis=2))
+            mode = "RGB" if channels == 3 else "L"
+            data = vq.encode_vq(10, 12, mode, codebook, frames, coding="context")
+            seeds.append(("context", data))
     return seeds
 
 

@@ -62,7 +62,9 @@ def test_fixed_point_when_the_coarse_seeding_is_used(china):
     # Enough distinct colors that the seeding runs on the coarse histogram.
     pixels = china[100:300, 100:400].reshape(-1, 3)
     rows, _ = colors.unique_rows(pixels)
-    cells, _ = grid.cell_means(rows, np.ones(len(rows)), grid.GRID_BITS)
+    cells, _, _ = grid.cell_means(
+        rows, np.ones(len(rows)), grid.Coordinates.of(rows), grid.GRID_BITS
+    )
     assert len(rows) >= _kmeans.MIN_COARSENING * len(cells)
     vq = VectorQuantizer(16, random_state=0).fit(pixels)
     codes = vq.transform(pixels)[:, 0].astype(np.intp)
@@ -361,7 +363,7 @@ def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, 256, size=(500, 3)).astype(np.uint8)
     centers = rng.uniform(-10, 265, size=(k, 3))
-    cell_of_row, pyramid = grid.build(rows)
+    cell_of_row, pyramid = grid.layout(rows)
     indptr, indices, floors, outside = grid.candidates(pyramid, centers, slack)
     # The centroids may then move by up to slack / 2 ...
     step = rng.normal(size=(k, 3))
@@ -475,7 +477,7 @@ def test_candidate_lists_of_many_boxes_on_threads(china):
 
     # Thousands of cells: the lists are made in chunks on threads.
     rows, _ = colors.unique_rows(china.reshape(-1, 3))
-    cell_of_row, pyramid = grid.build(rows)
+    cell_of_row, pyramid = grid.layout(rows)
     (cell_lo, _), _ = pyramid[0]
     assert len(cell_lo) >= 2000
     centers = np.random.default_rng(0).uniform(0, 255, size=(64, 3))
@@ -498,7 +500,7 @@ def test_candidate_lists_of_many_boxes_on_threads(china):
 def test_colors_are_looked_up_by_their_key(n_colors, n_threads):
     rows = np.random.default_rng(0).integers(0, 256, (n_colors, 3), dtype=np.uint8)
     table = np.arange(2**24, dtype=np.uint32) * 7
-    keys = colors.pack_uint8(rows)
+    keys = colors.pack(rows)
     found = _colors.look_up_colors(rows, table, n_threads)
     np.testing.assert_array_equal(found, table[keys])
 
@@ -508,7 +510,7 @@ def test_distinct_colors_of_many_pixels_on_threads():
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (2**20 + 7, 3), dtype=np.uint8)
     X[::3, 0] = 17  # a crowded part
-    keys = np.sort(colors.pack_uint8(X))
+    keys = np.sort(colors.pack(X))
     starts = colors.run_starts(keys)
     for n_threads in (1, 2):
         distinct, counts = _colors.distinct_colors(X, n_threads)
@@ -581,12 +583,13 @@ def brute_force_codes(X, codebook):
 
 
 def test_search_takes_the_lowest_index_of_three_tied_candidates():
-    # Three centroids 65 away from the point, listed 2, 1, 0 in its box's
-    # candidate list (the farther outside its box, the later).
-    rows = np.array([[100, 100]], dtype=np.uint8)
+    # Three centroids 65 away from the first point, listed 2, 1, 0 in its
+    # box's candidate list (the farther outside the box [64, 127]**2, the
+    # later).
+    rows = np.array([[100, 100], [64, 64], [127, 127]], dtype=np.uint8)
     centers = np.array([[165.0, 100], [163, 116], [160, 125]])
-    assert np.all(exact_sq_distances(rows, centers) == 65**2)
-    cell_of_row, pyramid = grid.build(rows)
+    assert np.all(exact_sq_distances(rows[:1], centers) == 65**2)
+    cell_of_row, pyramid = grid.layout(rows)
     indptr, indices, floors, _ = grid.candidates(pyramid, centers, 0.0)
     assert list(indices[indptr[cell_of_row[0]] : indptr[cell_of_row[0] + 1]]) == [
         2,
@@ -616,7 +619,7 @@ def test_search_finds_the_lowest_nearest_index_and_three_least_distances(
     rows = rng.integers(100, 100 + spread, size=(400, n_features)).astype(np.uint8)
     centers = rng.integers(100 - spread, 100 + 2 * spread, size=(k, n_features))
     centers = centers[rng.integers(0, k, k)].astype(np.float64)  # duplicates too
-    cell_of_row, pyramid = grid.build(rows)
+    cell_of_row, pyramid = grid.layout(rows)
     indptr, indices, floors, _ = grid.candidates(pyramid, centers, slack)
     labels, distance, three = _grid.nearest(
         rows.astype(np.float64),
@@ -656,6 +659,9 @@ PHOTO_DTYPES = {
     "float64 [0, 1]": lambda pixels: pixels / 255.0,
     "float32 [0, 1]": lambda pixels: (pixels / 255.0).astype(np.float32),
     "uint16": lambda pixels: pixels.astype(np.uint16) * 257,
+    # 16-bit levels, and values that are no levels: every sample is a row.
+    "uint16, odd": lambda pixels: pixels.astype(np.uint16) * 255 + 3,
+    "float64, not levels": lambda pixels: pixels / 255.0 + 1e-3 * np.sin(pixels),
 }
 
 
@@ -790,9 +796,129 @@ def test_every_bound_holds_after_every_epoch(
         assert np.all(lower_rest <= others.min(axis=1))
         epochs.append(n_iter)
 
-    cell_of_row, pyramid = grid.build(rows)
+    cell_of_row, pyramid = grid.layout(rows)
     (cell_lo, _), _ = pyramid[0]
     _, _, points, _ = _colors.group_by_box(rows, weights, cell_of_row, len(cell_lo))
     with mock.patch.object(lloyd, "REACH", reach):
         lloyd.run(rows, weights, start, 1000, 0.0, relaxation, on_epoch=check)
     assert epochs
+
+
+# -- Images in other dtypes: levels ---------------------------------------------
+
+LEVEL_FORMS = {
+    # What the same 8-bit image becomes, and the scale of its values.
+    "float64 / 255": (lambda u: u / 255.0, 1 / 255),
+    "float64 * (1 / 255)": (lambda u: u * (1 / 255.0), 1 / 255),
+    "float32 / 255": (lambda u: (u / np.float32(255)).astype(np.float32), 1 / 255),
+    "uint16 * 257": (lambda u: u.astype(np.uint16) * 257, 257),
+}
+
+
+@given(**PHOTO_CROPS, form=st.sampled_from(sorted(LEVEL_FORMS)))
+def test_an_image_in_another_dtype_has_the_colors_of_its_8_bit_form(
+    china, flower, photo, top, left, size, form
+):
+    crop = photo_crop(china, flower, photo, top, left, size)
+    make, scale = LEVEL_FORMS[form]
+    found = colors.levels(make(crop))
+    assert found.bits == 8
+    np.testing.assert_array_equal(found.codes, crop)
+    np.testing.assert_allclose(found.values(crop), crop * float(scale), rtol=1e-6)
+
+
+@pytest.mark.parametrize("form", sorted(LEVEL_FORMS))
+@pytest.mark.parametrize("n_clusters", [16, 64])
+def test_an_image_in_another_dtype_fits_as_its_8_bit_form(china, form, n_clusters):
+    # Same histograms, seeds and passes: the codebook of the 8-bit form,
+    # scaled, to the rounding of the values (which can break a tie the
+    # other way and lead elsewhere: not on this crop).
+    crop = china[100:300, 100:400].reshape(-1, 3)
+    make, scale = LEVEL_FORMS[form]
+    as_uint8 = VectorQuantizer(n_clusters, random_state=0).fit(crop)
+    other = VectorQuantizer(n_clusters, random_state=0).fit(make(crop))
+    np.testing.assert_allclose(
+        other.codebook_, as_uint8.codebook_ * scale, rtol=1e-6, atol=1e-6 * scale
+    )
+    assert other.inertia_ == pytest.approx(as_uint8.inertia_ * scale**2, rel=1e-6)
+
+
+# Values of one kind per array: fractions (some at steps of 1/255 or
+# 1/65535, some close to them), or integers.
+FRACTIONS = st.sampled_from([0.0, 1.0, 0.5, 1 / 255, 7 / 255, 3 / 65535, 2e-6])
+LEVEL_VALUES = st.sampled_from(
+    [FRACTIONS, FRACTIONS | st.floats(0, 1), st.integers(0, 65535).map(float)]
+)
+
+
+@given(
+    X=st.tuples(st.integers(1, 5), LEVEL_VALUES).flatmap(
+        lambda drawn: arrays(
+            np.float64,
+            st.tuples(st.integers(1, 60), st.just(drawn[0])),
+            elements=drawn[1],
+        )
+    ),
+    as_float32=st.booleans(),
+)
+def test_levels_hold_every_value_exactly(X, as_float32):
+    if as_float32:
+        X = X.astype(np.float32)
+    found = colors.levels(X)
+    if found is None:
+        return
+    assert X.shape[1] <= 4
+    codes = found.codes
+    assert codes.dtype == (np.uint8 if found.bits == 8 else np.uint16)
+    # The values of the codes are the data, and equal codes mean equal rows.
+    np.testing.assert_array_equal(found.values(codes), X)
+    keys = colors.pack(codes)
+    for key in np.unique(keys):
+        same = X[keys == key]
+        assert (same == same[0]).all()
+
+
+@pytest.mark.parametrize(
+    ("X", "bits"),
+    [
+        # One feature: the values of a column.
+        (np.array([[0, 1 / 255, 1.0]]).T, 8),
+        (np.array([[0, 1 / 65535, 1.0]]).T, 16),
+        (np.array([[0.0, 0.5, 1.0, 0.25, 1e-9]]).T, None),  # no step
+        (np.array([[0.0, 2.0, 300.0]]).T, 16),  # integers up to 65535
+        (np.array([[0.0, 2.0, 255.0]]).T, 8),
+        (np.array([[0.0, 2.0, 70000.0]]).T, None),
+        (np.array([[-1 / 255, 0, 1.0]]).T, None),
+        (np.zeros((3, 5)), None),  # more than four features
+    ],
+)
+def test_which_floats_are_levels(X, bits):
+    found = colors.levels(X)
+    assert (found and found.bits) == bits
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    n_features=st.sampled_from([1, 2, 3, 6]),
+    n_clusters=st.integers(1, 12),
+    weighted=st.booleans(),
+)
+def test_data_that_are_no_levels_fit_no_worse_than_kmeans(
+    seed, n_features, n_clusters, weighted
+):
+    # Blobs of continuous values: KMeans's own seeds, then Lloyd's passes
+    # to a fixed point, where KMeans may stop earlier.
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 5, (6, n_features))
+    X = centers[rng.integers(0, 6, 300)] + rng.normal(0, 1, (300, n_features))
+    weights = rng.uniform(0.5, 2, len(X)) if weighted else None
+    assert colors.levels(X) is None
+    ours = VectorQuantizer(n_clusters, random_state=seed).fit(X, sample_weight=weights)
+    theirs = KMeans(n_clusters, n_init=1, random_state=seed).fit(
+        X, sample_weight=weights
+    )
+    assert ours.inertia_ <= theirs.inertia_ * (1 + 1e-9)
+    codes = ours.transform(X)[:, 0]
+    np.testing.assert_array_equal(codes, brute_force_codes(X, ours.codebook_))

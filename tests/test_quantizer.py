@@ -189,6 +189,7 @@ def test_zero_weight_rows_do_not_become_codewords():
         ({"n_init": 0}, "'n_init' parameter"),
         ({"max_iter": 0}, "'max_iter' parameter"),
         ({"tol": -1.0}, "'tol' parameter"),
+        ({"verbose": -1}, "'verbose' parameter"),
     ],
 )
 def test_invalid_parameters(params, message):
@@ -314,3 +315,49 @@ def test_fit_transform_is_fit_then_transform(X, n_clusters, max_iter, weighted, 
     np.testing.assert_array_equal(vq.codebook_, reference.codebook_)
     assert codes.dtype == reference.transform(X).dtype
     np.testing.assert_array_equal(codes, reference.transform(X))
+
+
+def test_verbose_reports_the_seeding_and_each_run_of_lloyd(small_photo, capsys):
+    X = small_photo.reshape(-1, 3)
+    quiet = VectorQuantizer(8, random_state=0).fit(X)
+    assert capsys.readouterr().out == ""
+    vq = VectorQuantizer(8, random_state=0, verbose=1).fit(X)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[VectorQuantizer]")
+    assert "seeding 1 of 1 (k-means++): 8 centroids" in lines[0]
+    # The last run is over the distinct colors and ends the fit.
+    n_colors = len(np.unique(X, axis=0))
+    assert lines[-1].endswith(
+        f"Lloyd on {n_colors:,} points: fixed point after {vq.n_iter_} passes, "
+        f"inertia {vq.inertia_:.6g}"
+    )
+    assert all("Lloyd on" in line for line in lines[1:])
+    # Reporting changes nothing in the fit.
+    np.testing.assert_array_equal(vq.codebook_, quiet.codebook_)
+
+
+def test_verbose_2_reports_the_steps_within_each_run(capsys):
+    X = np.random.default_rng(0).random((2000, 5))
+    VectorQuantizer(8, random_state=0, verbose=1).fit(X)
+    stages = capsys.readouterr().out.splitlines()
+    VectorQuantizer(8, random_state=0, verbose=2).fit(X)
+    steps = capsys.readouterr().out.splitlines()
+    assert len(steps) > len(stages) == 2
+    assert any(line.endswith(" passes") and "fixed point" not in line for line in steps)
+    with_n_init = VectorQuantizer(8, random_state=0, verbose=1, n_init=3, init="random")
+    with_n_init.fit(X)
+    seedings = [
+        line for line in capsys.readouterr().out.splitlines() if "seeding" in line
+    ]
+    assert [line.split("seeding ")[1][:6] for line in seedings] == [
+        "1 of 3",
+        "2 of 3",
+        "3 of 3",
+    ]
+
+
+def test_partial_fit_is_verbose_too(small_photo, capsys):
+    VectorQuantizer(4, random_state=0, verbose=1).partial_fit(
+        small_photo.reshape(-1, 3)
+    )
+    assert "Lloyd on" in capsys.readouterr().out

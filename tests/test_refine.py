@@ -16,7 +16,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.cluster import KMeans
 
 from skvq import VectorQuantizer
-from skvq._engine import kmeans, lloyd, refine
+from skvq._engine import grid, kmeans, lloyd, refine
 from skvq._engine.colors import unique_rows
 
 
@@ -294,7 +294,8 @@ def test_algorithm_is_validated(crop):
 @pytest.mark.parametrize("k", [16, 256, 1024])
 def test_seeds_are_drawn_where_cells_are_many_enough(china, k):
     rows, weights = unique_rows(china.reshape(-1, 3))
-    levels = kmeans.coarse_levels(rows, weights, k)
+    coordinates = grid.Coordinates.of(rows)
+    levels = kmeans.coarse_levels(rows, weights, coordinates, k)
     if levels:
         p = levels[0][1] / levels[0][1].sum()
         assert np.exp(-np.dot(p, np.log(p))) >= kmeans.MIN_SEEDING_CELLS * k

@@ -25,6 +25,7 @@ import skvq
 from skvq import _atomic
 from skvq import format as vq
 from skvq.cli import EXIT_FAILED, main
+from skvq.format.codings import context as context_coding
 
 # The plugin's hint for a signature damaged by a text-mode transfer.
 pytestmark = pytest.mark.filterwarnings("ignore:VQ signature damaged:UserWarning")
@@ -32,11 +33,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:VQ signature damaged:UserWarning
 METADATA = {"icc_profile": b"profile", "exif": b"Exif\0\0MM\0*", "dpi": (300.0, 72.0)}
 
 
-def make_file(mode, k, channels, width, height, n_frames=1, metadata=None, seed=0):
+def make_file(
+    mode, k, channels, width, height, n_frames=1, metadata=None, seed=0, coding="raw"
+):
     rng = np.random.default_rng(seed)
     codebook = rng.integers(0, 256, (k, channels), dtype=np.uint8)
     frames = list(rng.integers(0, k, (n_frames, height, width)))
-    return vq.encode_vq(width, height, mode, codebook, frames, metadata=metadata)
+    return vq.encode_vq(
+        width, height, mode, codebook, frames, metadata=metadata, coding=coding
+    )
 
 
 # Small valid files: K = 1, 2, 16 (with metadata), 300 (> 256: not "P"), and
@@ -173,6 +178,7 @@ def test_damaged_density_is_rejected():
 
 @pytest.mark.parametrize("coding", sorted(vq.CODINGS))
 def test_every_coding_detects_truncation_and_byte_changes(coding, monkeypatch):
+    monkeypatch.setattr(context_coding, "STRIPE_PIXELS", 24)  # 3 stripes
     rng = np.random.default_rng(1)
     codes = np.repeat(rng.integers(0, 16, (6, 4)), 3, axis=1)  # runs to code
     codebook = rng.integers(0, 256, (16, 3), dtype=np.uint8)
@@ -219,6 +225,27 @@ def crafted(width, height, k, *, mode="L", n_frames=1, index_length=None):
     )
 
 
+def crafted_context(width, height, k, index, *, mode="L"):
+    """A context-coded file announcing anything, CRCs valid."""
+    bits = skvq.bits_per_code(k)
+    mode_id, channels = vq.MODES[mode][0], vq.MODES[mode][1][0]
+    coding = vq.CODINGS["context"]
+    head = struct.pack(
+        ">BIIBBIBBI", 1, width, height, mode_id, channels, k, bits, coding, 1
+    )
+    return (
+        vq.SIGNATURE
+        + chunk(b"HEAD", head)
+        + chunk(b"BOOK", bytes(k * channels))
+        + chunk(b"INDX", index)
+        + chunk(b"DONE", b"")
+    )
+
+
+def stripe_table(rows, *lengths):
+    return struct.pack(f">I{len(lengths)}I", rows, *lengths)
+
+
 CRAFTED = {
     "65535 x 65535, K=2": crafted(65535, 65535, 2),
     "65535 x 65535, K=1": crafted(65535, 65535, 1),
@@ -227,6 +254,21 @@ CRAFTED = {
     "2^32-1 frames": crafted(3, 3, 2, n_frames=2**32 - 1),
     "2 frames of 2^28 pixels, K=1": crafted(16384, 16384, 1, n_frames=2),
     "INDX of 2^31-1 bytes": crafted(65535, 32769, 2**16, index_length=2**31 - 1),
+    # Context coding: its data does not bound the pixels (a flat image costs
+    # next to nothing), so the pixel limits and the checks of its stripe
+    # table must stop these before anything is allocated.
+    "context, 65535 x 65535": crafted_context(
+        65535, 65535, 2, stripe_table(65535, 1) + b"\x01"
+    ),
+    "context, 2^31-1 rows per stripe": crafted_context(
+        16384, 16384, 16, stripe_table(2**31 - 1, 1) + b"\x01"
+    ),
+    "context, 16384 stripes in 12 bytes": crafted_context(
+        16384, 16384, 16, stripe_table(1, 1, 1) + b"\x01"
+    ),
+    "context, stripes of 2^32-1 bytes": crafted_context(
+        16384, 16384, 16, stripe_table(16384, 2**32 - 1) + b"\x01"
+    ),
 }
 
 
@@ -271,6 +313,18 @@ def test_unknown_chunks_are_checked_without_reading_them_whole(tmp_path):
     path = tmp_path / "big-ancillary.vq"
     path.write_bytes(data[:at] + chunk(b"futr", bytes(8_000_000)) + data[at:])
     assert peak_memory(lambda: vq.read_vq(path)) < 500_000
+
+
+def test_context_data_takes_the_memory_of_its_pixels_only():
+    # 4 million pixels from one byte of context-coded data: a valid stripe
+    # of flat pixels while its bits last, then damaged. Decoding it holds
+    # the frame's codes (a byte each) and the stripe's model, no more.
+    data = crafted_context(2000, 2000, 16, stripe_table(2000, 1) + b"\x01")
+    with pytest.raises(vq.FormatError, match="does not end where its length says"):
+        vq.read_vq(data)
+    assert peak_memory(read_crafted(data)) < 4_000_000 + 3_000_000
+    with pytest.raises(vq.PixelLimitError):
+        vq.read_vq(data, max_pixels=3_999_999)
 
 
 def test_peak_memory_sees_what_decoding_allocates():
@@ -323,13 +377,22 @@ def test_pillow_pixel_limit_applies(monkeypatch):
 # Threads
 
 
-def test_decoding_from_8_threads_gives_identical_results(tmp_path):
+def test_decoding_from_8_threads_gives_identical_results(tmp_path, monkeypatch):
+    # Context-coded files in stripes decode on threads of their own.
+    monkeypatch.setattr(context_coding, "STRIPE_PIXELS", 4000)
     paths = []
-    for number, (mode, k, channels) in enumerate(
-        [("RGB", 16, 3), ("L", 300, 1), ("RGBA", 2, 4), ("P", 200, 3)]
+    for number, (mode, k, channels, coding) in enumerate(
+        [
+            ("RGB", 16, 3, "raw"),
+            ("L", 300, 1, "context"),
+            ("RGBA", 2, 4, "zstd"),
+            ("P", 200, 3, "context"),
+        ]
     ):
         path = tmp_path / f"{number}.vq"
-        path.write_bytes(make_file(mode, k, channels, 160, 120, n_frames=2))
+        path.write_bytes(
+            make_file(mode, k, channels, 160, 120, n_frames=2, coding=coding)
+        )
         paths.append(path)
 
     def decode(path):

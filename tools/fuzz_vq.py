@@ -2,7 +2,8 @@
 
 Every case is a small valid file (several modes, K = 1, 2, 16, 300 and
 65,536, several frames, metadata chunks, every coding in
-``skvq.format.CODINGS``) changed by one to three random mutations (bit
+``skvq.format.CODINGS``; for the context coding also maps of blocks, in
+stripes) changed by one to three random mutations (bit
 flips, byte changes, length and header fields set to extremes, chunks
 dropped, duplicated, reordered or truncated, CRCs recomputed so that the
 damage reaches validation), or random bytes. Each case is read through
@@ -42,6 +43,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from skvq import format as vq
+from skvq.format.codings import context
 from skvq.format.container import chunk
 
 # Pillow warns between MAX_IMAGE_PIXELS and twice that: raised here, so that
@@ -102,6 +104,18 @@ def seed_files() -> list[bytes]:
             if number % 3 == 0:  # an ancillary chunk of a later version
                 data = _insert_chunk(data, 2, chunk(b"zzZz", b"later data"))
             seeds.append(data)
+    # Context coding: maps of blocks (all of its steps, not only escapes) in
+    # stripes of 3 rows.
+    stripe_pixels = context.STRIPE_PIXELS
+    context.STRIPE_PIXELS = 30
+    try:
+        for k, channels, mode in [(16, 3, "RGB"), (300, 1, "L"), (2, 1, "1")]:
+            codebook = rng.integers(0, 256, (k, channels), dtype=np.uint8)
+            blocks = rng.integers(0, k, (2, 4, 5))
+            frames = list(np.repeat(np.repeat(blocks, 3, axis=1), 2, axis=2))
+            seeds.append(vq.encode_vq(10, 12, mode, codebook, frames, coding="context"))
+    finally:
+        context.STRIPE_PIXELS = stripe_pixels
     return seeds
 
 

@@ -3,7 +3,7 @@
 """Compiled colour utilities: distinct colours, lookups, gathers, group sums.
 
 Colours here are rows of at most 4 uint8 values; a colour's key is its
-bytes read big-endian (``colors.pack_uint8``).
+bytes read big-endian (``colors.pack``).
 """
 
 from cython.parallel cimport prange
@@ -97,6 +97,34 @@ def group_sums(
             for f in range(d):
                 sums[g, f] += w * rows[i, f]
     return sums_array, totals_array
+
+
+def group_bounds(
+    const row_t[:, ::1] lo_rows,
+    const row_t[:, ::1] hi_rows,
+    const Py_ssize_t[::1] group_of_row,
+    Py_ssize_t n_groups,
+):
+    """The least of ``lo_rows`` and the greatest of ``hi_rows`` in each group,
+    feature by feature (the bounding box of each group's rows when both are
+    the rows). Every group must have a row.
+
+    Returns
+    -------
+    lo, hi : ndarray of shape (n_groups, n_features), float64
+    """
+    cdef Py_ssize_t n = lo_rows.shape[0], d = lo_rows.shape[1], i, f, g
+    lo_array = np.full((n_groups, d), np.inf)
+    hi_array = np.full((n_groups, d), -np.inf)
+    cdef double[:, ::1] lo = lo_array
+    cdef double[:, ::1] hi = hi_array
+    with nogil:
+        for i in range(n):
+            g = group_of_row[i]
+            for f in range(d):
+                lo[g, f] = min(lo[g, f], <double> lo_rows[i, f])
+                hi[g, f] = max(hi[g, f], <double> hi_rows[i, f])
+    return lo_array, hi_array
 
 
 ctypedef fused table_t:

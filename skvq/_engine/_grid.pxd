@@ -51,6 +51,10 @@ cdef inline Py_ssize_t nearest_three(
                 second = j
             elif sq < d3:
                 d3 = sq
+    if best < 0:
+        # Every distance NaN (values beyond 1e154 overflow): a label is
+        # still a centroid.
+        best = indices[start]
     runner_up[0] = second
     dist[0] = d1
     dist[1] = d2

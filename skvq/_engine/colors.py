@@ -11,12 +11,15 @@ RGB pixels, from counting them in cache-sized tables
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import _colors, threads
 
-# Rows of at most 4 uint8 values pack into one uint32 key; up to 3 of them
-# (24-bit keys) also index a dense table of counts or codes.
+# Rows of at most 4 uint8 (uint16) values pack into one uint32 (uint64) key;
+# up to 3 uint8 values (24-bit keys) also index a dense table of counts or
+# codes.
 PACKABLE_MAX_FEATURES = 4
 _DENSE_MAX_FEATURES = 3
 # From this many samples on, distinct colors come from counting them in
@@ -24,28 +27,35 @@ _DENSE_MAX_FEATURES = 3
 DENSE_COUNT_MIN_SAMPLES = 2**22
 
 
-def pack_uint8(X):
-    """One uint32 key per row; keys sort like the rows (lexicographically)."""
-    keys = X[:, 0].astype(np.uint32)
+def pack(X):
+    """One key per row of uint8 (uint32 keys) or uint16 values (uint64 keys).
+
+    Keys sort like the rows (lexicographically).
+    """
+    width = 8 * X.dtype.itemsize
+    key_type = np.uint32 if width == 8 else np.uint64
+    keys = X[:, 0].astype(key_type)
     for j in range(1, X.shape[1]):
-        keys <<= np.uint32(8)
+        keys <<= key_type(width)
         keys |= X[:, j]
     return keys
 
 
-def unpack_uint8(keys, n_features):
-    rows = np.empty((keys.shape[0], n_features), dtype=np.uint8)
+def unpack(keys, n_features, dtype=np.uint8):
+    """The rows of keys made by :func:`pack`."""
+    width = 8 * np.dtype(dtype).itemsize
+    rows = np.empty((keys.shape[0], n_features), dtype=dtype)
     for j in range(n_features):
-        rows[:, j] = (keys >> (8 * (n_features - 1 - j))) & 0xFF
+        rows[:, j] = (keys >> (width * (n_features - 1 - j))) & (2**width - 1)
     return rows
 
 
 def is_packable(X):
-    return X.dtype == np.uint8 and 1 <= X.shape[1] <= PACKABLE_MAX_FEATURES
+    return X.dtype in (np.uint8, np.uint16) and 1 <= X.shape[1] <= PACKABLE_MAX_FEATURES
 
 
 def _is_dense(X):
-    return is_packable(X) and X.shape[1] <= _DENSE_MAX_FEATURES
+    return X.dtype == np.uint8 and is_packable(X) and X.shape[1] <= _DENSE_MAX_FEATURES
 
 
 def _counts_densely(X):
@@ -56,7 +66,7 @@ def distinct_keys(X):
     """Sorted keys of the distinct rows of packable ``X``."""
     if _counts_densely(X):
         return _distinct_colors(X)[0]
-    keys = np.sort(pack_uint8(X))
+    keys = np.sort(pack(X))
     return keys[run_starts(keys)]
 
 
@@ -110,8 +120,8 @@ def unique_rows(X, sample_weight=None):
         return rows, weights.astype(np.float64, copy=False)
     if sample_weight is None and _counts_densely(X):
         keys, counts = _distinct_colors(X)
-        return unpack_uint8(keys, X.shape[1]), counts
-    keys = pack_uint8(X)
+        return unpack(keys, X.shape[1]), counts
+    keys = pack(X)
     if sample_weight is None:
         keys.sort()
         starts = run_starts(keys)
@@ -121,7 +131,7 @@ def unique_rows(X, sample_weight=None):
         keys = keys[order]
         starts = run_starts(keys)
         weights = np.add.reduceat(sample_weight[order], starts)
-    return unpack_uint8(keys[starts], X.shape[1]), weights
+    return unpack(keys[starts], X.shape[1], X.dtype), weights
 
 
 def look_up(X, distinct, values):
@@ -137,7 +147,7 @@ def look_up(X, distinct, values):
             table,
             threads.for_work(len(X), threads.COLORS),
         )
-    return values[np.searchsorted(distinct, pack_uint8(X))]
+    return values[np.searchsorted(distinct, pack(X))]
 
 
 def group_sums(rows, weights, group_of_row, n_groups):
@@ -148,6 +158,100 @@ def group_sums(rows, weights, group_of_row, n_groups):
         np.ascontiguousarray(group_of_row, dtype=np.intp),
         n_groups,
     )
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Rows whose values are levels: integer codes and the value of each.
+
+    An image stored as floats in [0, 1] or as 16-bit integers repeats its
+    colors as its 8-bit source does: its values are a few levels per
+    channel. Each value is then a function of an integer code per feature,
+    so that rows repeat exactly when their codes do, and distinct rows come
+    from the codes as fast as for 8-bit colors.
+
+    Attributes
+    ----------
+    codes : ndarray of shape (n_samples, n_features), uint8 or uint16
+        Increasing with the values, feature by feature.
+    bits : int
+        8 or 16.
+    tables : list of ndarray or None
+        For each feature, the value of each code (float64); None when the
+        codes are the values.
+    level : float
+        What one level of 256 per feature spans, in the units of the values.
+    """
+
+    codes: np.ndarray
+    bits: int
+    tables: list | None
+    level: float
+
+    def values(self, codes):
+        """The values of rows of codes (8-bit codes that are their own
+        values stay uint8)."""
+        if self.tables is None:
+            return codes if codes.dtype == np.uint8 else codes.astype(np.float64)
+        values = np.empty(codes.shape)
+        for j, table in enumerate(self.tables):
+            values[:, j] = table[codes[:, j]]
+        return values
+
+
+def levels(X):
+    """The :class:`Levels` of ``X``, or None if its values are not levels.
+
+    Levels are: uint8 values; uint16 values (multiples of 257, an 8-bit
+    image scaled to 16 bits, have 8-bit codes); floats holding only
+    integers 0..255 or 0..65535; floats in [0, 1] that take at most one
+    value per multiple of 1/255, or else of 1/65535 (an 8- or 16-bit image
+    divided by its maximum, however rounded). At most four features.
+    """
+    if not 1 <= X.shape[1] <= PACKABLE_MAX_FEATURES or len(X) == 0:
+        return None
+    if X.dtype == np.uint8:
+        return Levels(X, 8, None, 1.0)
+    if X.dtype.kind == "f":
+        X = as_uint8_if_exact(X)
+        if X.dtype == np.uint8:
+            return Levels(X, 8, None, 1.0)
+        # Written so that NaN fails the tests too.
+        if not (X.min() >= 0 and X.max() <= 65535):
+            return None
+        if X.max() > 1:
+            as_uint16 = X.astype(np.uint16)
+            if not np.array_equal(as_uint16, X):
+                return None
+            X = as_uint16
+        else:
+            return _fraction_levels(X)
+    if X.dtype != np.uint16:
+        return None
+    if not np.any(X % 257):
+        tables = [np.arange(256) * 257.0] * X.shape[1]
+        return Levels((X // 257).astype(np.uint8), 8, tables, 257.0)
+    return Levels(X, 16, None, 256.0)
+
+
+def _fraction_levels(X):
+    """Levels of floats in [0, 1] at multiples of 1/255 or of 1/65535."""
+    for bits in (8, 16):
+        top = 2**bits - 1
+        dtype = np.uint8 if bits == 8 else np.uint16
+        codes = np.empty(X.shape, dtype=dtype)
+        tables = []
+        for j in range(X.shape[1]):
+            np.rint(X[:, j] * top, out=codes[:, j], casting="unsafe")
+            table = np.zeros(top + 1)
+            table[codes[:, j]] = X[:, j]
+            # One value per code, or these are not levels of this step.
+            if not np.array_equal(table[codes[:, j]], X[:, j]):
+                break
+            tables.append(table)
+        else:
+            return Levels(codes, bits, tables, 2 ** (bits - 8) / top)
+    return None
 
 
 def take_colors(palette, codes):

@@ -42,15 +42,14 @@ import numpy as np
 
 from . import grid, lloyd
 from .colors import (
-    as_uint8_if_exact,
     distinct_keys,
-    is_packable,
+    levels,
     look_up,
-    pack_uint8,
+    pack,
     unique_rows,
-    unpack_uint8,
+    unpack,
 )
-from .seeding import seed
+from .seeding import best_of, seed
 
 # Levels per channel of the coarse color histograms converged on first.
 LEVEL_BITS = (5, 6, 7)
@@ -79,12 +78,14 @@ def fit_codebook(
 ):
     """Fit a codebook of at most ``n_clusters`` rows to ``X``.
 
-    Seeds as :class:`~sklearn.cluster.KMeans` does (``init``, ``n_init``,
-    ``tol`` and ``random_state``) on the coarse color histogram when that is
-    much smaller than the set of distinct rows, else on the distinct rows,
-    then runs exact weighted Lloyd passes on the distinct rows until no row
-    changes cluster or ``max_iter`` passes are done. Float ``X`` holding only
-    integers 0..255 is fitted as its uint8 form, with the same result.
+    Images (values that are levels: see :func:`~skvq._engine.colors.levels`)
+    are fitted on their distinct colors: seeded as
+    :class:`~sklearn.cluster.KMeans` seeds (``init``, ``n_init``, ``tol``
+    and ``random_state``) on the coarse color histogram when that is much
+    smaller than the set of distinct rows, else on the distinct rows, then
+    by exact weighted Lloyd passes on the distinct rows until no row changes
+    cluster or ``max_iter`` passes are done. Other data (:func:`_fit_vectors`)
+    gets KMeans's own seeds and plain Lloyd passes over every sample.
 
     ``init`` may be an array of ``n_clusters`` initial centers: Lloyd's
     passes then start from them on the distinct rows (a warm start).
@@ -106,18 +107,48 @@ def fit_codebook(
         the last assignment of the fit (as :func:`assign` would give, in the
         same dtype).
     """
-    X = as_uint8_if_exact(X)
-    rows, weights = unique_rows(X, sample_weight)
+    params = dict(
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=random_state,
+        algorithm=algorithm,
+        return_codes=return_codes,
+    )
+    found = levels(X)
+    if found is None:
+        return _fit_vectors(X, sample_weight, n_clusters, **params)
+    return _fit_levels(X, found, sample_weight, n_clusters, **params)
+
+
+def _fit_levels(
+    X,
+    found,
+    sample_weight,
+    n_clusters,
+    *,
+    init,
+    n_init,
+    max_iter,
+    tol,
+    random_state,
+    algorithm,
+    return_codes,
+):
+    """:func:`fit_codebook` of rows whose values are ``found`` levels."""
+    rows, weights = unique_rows(found.codes, sample_weight)
     keep = weights > 0
     rows, weights = rows[keep], weights[keep]
+    values = found.values(rows)
     if len(rows) <= n_clusters:
-        codebook = rows.astype(np.float64)
-        if return_codes:
-            return codebook, 0.0, 0, assign(X, codebook, return_distance=False)[0]
-        return codebook, 0.0, 0
+        return _the_distinct_rows(X, values.astype(np.float64), return_codes)
+    coordinates = grid.Coordinates(rows, found.bits, found.level)
     if isinstance(init, str):
-        levels = coarse_levels(rows, weights, n_clusters) if is_packable(rows) else []
-        seed_points, seed_weights = levels.pop(0) if levels else (rows, weights)
+        histograms = coarse_levels(values, weights, coordinates, n_clusters)
+        seed_points, seed_weights, _ = (
+            histograms.pop(0) if histograms else (values, weights, coordinates)
+        )
         centers = seed(
             seed_points.astype(np.float64, copy=False),
             seed_weights,
@@ -129,61 +160,164 @@ def fit_codebook(
             random_state=random_state,
         )
     else:  # given centers: Lloyd from them, on the rows themselves
-        levels, centers = [], np.asarray(init, dtype=np.float64)
+        histograms, centers = [], np.asarray(init, dtype=np.float64)
     # Past the seeding, the passes run to a fixed point (tol=0) over-relaxed.
     relaxation = lloyd.RELAXATION if tol == 0 else 1.0
-    for points, level_weights in levels:
+    for points, level_weights, level_coordinates in histograms:
         centers, _, _ = lloyd.run(
-            points, level_weights, centers, max_iter, tol, relaxation=relaxation
+            points,
+            level_weights,
+            centers,
+            max_iter,
+            tol,
+            relaxation=relaxation,
+            coordinates=level_coordinates,
         )
     centers, inertia, n_iter, labels = lloyd.run(
-        rows,
+        values,
         weights,
         centers,
         max_iter,
         tol,
         relaxation=relaxation,
         return_labels=True,
+        coordinates=coordinates,
     )
     if algorithm == "breathing":
-        from .refine import breathe
-
-        centers, inertia, more_iter, labels = breathe(
-            rows, weights, centers, labels, inertia, max_iter=max_iter
+        centers, inertia, n_iter, labels = _breathe(
+            values, weights, centers, labels, inertia, n_iter, max_iter, coordinates
         )
-        n_iter += more_iter
     if not return_codes:
         return centers, inertia, n_iter
-    if not is_packable(X) or not keep.all():
+    if not keep.all():
         # Samples map to distinct rows only through a new search here.
         return centers, inertia, n_iter, assign(X, centers, return_distance=False)[0]
     code_dtype = np.min_scalar_type(len(centers) - 1)
-    codes = look_up(X, pack_uint8(rows), labels.astype(code_dtype))
+    codes = look_up(found.codes, pack(rows), labels.astype(code_dtype))
     return centers, inertia, n_iter, codes
 
 
-def coarse_levels(rows, weights, n_clusters):
-    """Color histograms of increasing resolution to converge on before ``rows``.
+def _fit_vectors(
+    X,
+    sample_weight,
+    n_clusters,
+    *,
+    init,
+    n_init,
+    max_iter,
+    tol,
+    random_state,
+    algorithm,
+    return_codes,
+):
+    """:func:`fit_codebook` of data that are not levels: K-Means on every sample.
 
-    Each level holds the weighted mean color and total weight of the occupied
-    cells of a grid; a level is kept only if it has more than ``n_clusters``
-    cells and ``MIN_COARSENING`` times fewer than the next finer level. The
-    first level, where the seeds are drawn, must also have a perplexity of
-    its cell weights of at least ``MIN_SEEDING_CELLS * n_clusters``.
+    The seeds are those :class:`~sklearn.cluster.KMeans` picks for the same
+    ``random_state`` (its algorithm and draws, on the samples in order), and
+    the passes are plain Lloyd's, as KMeans's, but run to a fixed point
+    (with ``tol=0``): the inertia is never above that of
+    ``KMeans(n_init=1)``, which may stop earlier.
     """
-    levels, finer = [], len(rows)
-    means, totals = rows, weights
+    points = np.asarray(X, dtype=np.float64)
+    weights = (
+        np.ones(len(points)) if sample_weight is None else np.asarray(sample_weight)
+    )
+    if np.count_nonzero(weights) <= n_clusters:
+        rows, _ = unique_rows(points[weights > 0])
+        return _the_distinct_rows(X, rows, return_codes)
+    coordinates = grid.Coordinates.quantized(points)
+
+    def refine(centers):
+        if len(np.unique(centers, axis=0)) < n_clusters:
+            # k-means++ picks a point twice only when every point is a
+            # centroid already: fewer distinct rows than clusters.
+            raise _FewerRows
+        return lloyd.run(
+            points,
+            weights,
+            centers,
+            max_iter,
+            tol,
+            return_labels=True,
+            coordinates=coordinates,
+        )
+
+    try:
+        if isinstance(init, str):
+            centers, inertia, n_iter, labels = best_of(
+                points,
+                weights,
+                n_clusters,
+                init=init,
+                n_init=n_init,
+                random_state=random_state,
+                refine=refine,
+            )
+        else:
+            centers, inertia, n_iter, labels = refine(np.array(init, dtype=float))
+    except _FewerRows:
+        rows, _ = unique_rows(points[weights > 0])
+        return _the_distinct_rows(X, rows, return_codes)
+    if algorithm == "breathing":
+        centers, inertia, n_iter, labels = _breathe(
+            points, weights, centers, labels, inertia, n_iter, max_iter, coordinates
+        )
+    if not return_codes:
+        return centers, inertia, n_iter
+    return centers, inertia, n_iter, labels.astype(np.min_scalar_type(n_clusters - 1))
+
+
+def _breathe(rows, weights, centers, labels, inertia, n_iter, max_iter, coordinates):
+    """Breathing k-means from Lloyd's fixed point (``algorithm="breathing"``)."""
+    from .refine import breathe
+
+    centers, inertia, more_iter, labels = breathe(
+        rows,
+        weights,
+        centers,
+        labels,
+        inertia,
+        max_iter=max_iter,
+        coordinates=coordinates,
+    )
+    return centers, inertia, n_iter + more_iter, labels
+
+
+class _FewerRows(Exception):
+    """The data have no more distinct rows (of positive weight) than clusters."""
+
+
+def _the_distinct_rows(X, rows, return_codes):
+    """The fit of data with at most ``n_clusters`` distinct rows: those rows."""
+    codebook = np.asarray(rows, dtype=np.float64)
+    if return_codes:
+        return codebook, 0.0, 0, assign(X, codebook, return_distance=False)[0]
+    return codebook, 0.0, 0
+
+
+def coarse_levels(values, weights, coordinates, n_clusters):
+    """Color histograms of increasing resolution to converge on before the rows.
+
+    Each level holds the weighted mean color and total weight of the
+    occupied cells of a grid, and the coordinates of those cells; a level
+    is kept only if it has more than ``n_clusters`` cells and
+    ``MIN_COARSENING`` times fewer than the next finer level. The first
+    level, where the seeds are drawn, must also have a perplexity of its
+    cell weights of at least ``MIN_SEEDING_CELLS * n_clusters``.
+    """
+    histograms, finer = [], len(values)
+    means, totals = values, weights
     for bits in reversed(LEVEL_BITS):
         # Each level pools the cells of the next finer one.
-        means, totals = grid.cell_means(means, totals, bits)
+        means, totals, coordinates = grid.cell_means(means, totals, coordinates, bits)
         if len(means) <= n_clusters:
             break
         if len(means) * MIN_COARSENING <= finer:
-            levels.insert(0, (means, totals))
+            histograms.insert(0, (means, totals, coordinates))
             finer = len(means)
-    while levels and _perplexity(levels[0][1]) < MIN_SEEDING_CELLS * n_clusters:
-        levels.pop(0)
-    return levels
+    while histograms and _perplexity(histograms[0][1]) < MIN_SEEDING_CELLS * n_clusters:
+        histograms.pop(0)
+    return histograms
 
 
 def _perplexity(weights):
@@ -194,11 +328,11 @@ def _perplexity(weights):
 
 
 def assign(X, codebook, *, return_distance=True):
-    """Index of the nearest codebook row for each row of ``X``.
+    """Index of the nearest codebook row for each row of ``X`` (the lowest on ties).
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features), uint8 or float64
+    X : ndarray of shape (n_samples, n_features)
     codebook : ndarray of shape (n_codes, n_features), float64
     return_distance : bool, default=True
         Whether to return the squared distances too.
@@ -211,19 +345,19 @@ def assign(X, codebook, *, return_distance=True):
         Squared Euclidean distance to that row, None if not
         ``return_distance``.
     """
-    X = as_uint8_if_exact(X)
     code_dtype = np.min_scalar_type(max(len(codebook) - 1, 0))
     if X.shape[0] == 0:
         return np.zeros(0, dtype=code_dtype), np.zeros(0) if return_distance else None
-    if not is_packable(X):
-        rows, inverse = np.unique(X, axis=0, return_inverse=True)
-        labels, distance = grid.nearest(rows, codebook)
-        inverse = inverse.reshape(-1)
-        codes = labels.astype(code_dtype)[inverse]
-        return codes, (distance**2)[inverse] if return_distance else None
-    distinct = distinct_keys(X)
-    labels, distance = grid.nearest(unpack_uint8(distinct, X.shape[1]), codebook)
-    codes = look_up(X, distinct, labels.astype(code_dtype))
+    found = levels(X)
+    if found is None:
+        labels, distance = grid.nearest(np.asarray(X, dtype=np.float64), codebook)
+        codes = labels.astype(code_dtype)
+        return codes, distance**2 if return_distance else None
+    distinct = distinct_keys(found.codes)
+    rows = unpack(distinct, X.shape[1], found.codes.dtype)
+    coordinates = grid.Coordinates(rows, found.bits, found.level)
+    labels, distance = grid.nearest(found.values(rows), codebook, coordinates)
+    codes = look_up(found.codes, distinct, labels.astype(code_dtype))
     if not return_distance:
         return codes, None
-    return codes, look_up(X, distinct, distance**2)
+    return codes, look_up(found.codes, distinct, distance**2)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _colors, _lloyd, grid, threads
+from . import _colors, _lloyd, grid, progress, threads
 from .colors import group_sums
 
-# How far, in color levels, centroids may move before the candidate
-# centroids of each grid cell are recomputed.
+# How far, in levels of 256 per feature (colors: in color levels), centroids
+# may move before the candidate centroids of each grid cell are recomputed.
 REACH = 6.0
 # Over-relaxed updates move a centroid that keeps heading the same way this
 # many times the way to its mean: past the seeding (with tol=0), Lloyd's
@@ -32,6 +32,7 @@ def run(
     relaxation=1.0,
     return_labels=False,
     on_epoch=None,
+    coordinates=None,
 ):
     """Weighted Lloyd passes from ``centers``.
 
@@ -55,6 +56,10 @@ def run(
     ``on_epoch``, if given, is called after each with the
     :class:`~skvq._engine._lloyd.LloydPasses` and the passes done so far.
 
+    ``coordinates`` (:class:`~skvq._engine.grid.Coordinates`) place the
+    rows on the grid; by default, uint8 rows are their own coordinates and
+    others are quantized to 16 bits.
+
     Returns
     -------
     centers : ndarray of shape (n_clusters, n_features), float64
@@ -64,24 +69,27 @@ def run(
     labels : ndarray of shape (n_rows,), intp
         Only with ``return_labels``.
     """
-    cell_of_row, pyramid = grid.build(rows)
-    (cell_lo, cell_hi), _ = pyramid[0]
+    if coordinates is None:
+        coordinates = grid.Coordinates.of(rows)
+    reach = REACH * coordinates.level
+    cells = grid.build(coordinates, len(rows))
+    rows = np.ascontiguousarray(grid.as_points(rows))
+    pyramid = cells.boxes(rows)
     # The passes take the rows grouped by cell.
-    if rows.dtype != np.uint8:
-        rows = rows.astype(np.float64, copy=False)
     order, box_start, points, weights = _colors.group_by_box(
-        np.ascontiguousarray(rows),
+        rows,
         np.ascontiguousarray(weights, dtype=np.float64),
-        cell_of_row,
-        len(cell_lo),
+        cells.cell_of_row,
+        cells.n_cells,
     )
+    (cell_lo, cell_hi), _ = pyramid[0]
     passes = _lloyd.LloydPasses(
         points,
         weights,
         box_start,
         centers,
-        reach=REACH,
-        margin=_bound_margin(cell_lo, cell_hi, REACH),
+        reach=reach,
+        margin=_bound_margin(cell_lo, cell_hi, reach),
         relaxation=relaxation,
         # The last update is then a plain one, even at max_iter.
         relaxed_passes=max_iter // 2 if relaxation != 1 else 0,
@@ -90,11 +98,12 @@ def run(
     )
     n_iter, settled = 0, False
     while True:
-        lists = grid.candidates(pyramid, passes.centers, 2 * REACH)
+        lists = grid.candidates(pyramid, passes.centers, 2 * reach)
         n_iter += passes.run_epoch(*lists, 0 if settled else max_iter - n_iter)
         settled = settled or passes.settled
         if on_epoch is not None:
             on_epoch(passes, n_iter)
+        progress.say(f"Lloyd on {len(rows):,} points: {n_iter} passes", level=2)
         if not passes.reanchor:
             break
     labels, centers = passes.labels, passes.centers
@@ -104,6 +113,11 @@ def run(
         sums, counts = group_sums(points, weights, labels, len(centers))
         centers = _means(centers, sums, counts)
     inertia = _lloyd.inertia(points, weights, centers, labels)
+    progress.say(
+        f"Lloyd on {len(rows):,} points: "
+        + ("fixed point" if passes.fixed else "stopped by tol or max_iter")
+        + f" after {n_iter} passes, inertia {inertia:.6g}"
+    )
     if not return_labels:
         return centers, inertia, n_iter
     labels_of_rows = np.empty_like(labels)

@@ -42,10 +42,12 @@ _GROWN_PASSES = 10
 _NEIGHBORS = 32
 
 
-def lloyd(rows, weights, centers, max_iter=300):
+def lloyd(rows, weights, centers, max_iter=300, coordinates=None):
     """Exact weighted Lloyd passes from ``centers`` to a fixed point.
 
-    The engine's Lloyd (over-relaxed, then plain to the fixed point).
+    The engine's Lloyd (over-relaxed, then plain to the fixed point);
+    ``coordinates`` place the rows on its search grid (see
+    :func:`skvq._engine.lloyd.run`).
 
     Returns
     -------
@@ -62,6 +64,7 @@ def lloyd(rows, weights, centers, max_iter=300):
         0.0,
         relaxation=_lloyd.RELAXATION,
         return_labels=True,
+        coordinates=coordinates,
     )
 
 
@@ -194,7 +197,17 @@ def _neighbors(centers):
     )
 
 
-def breathe(rows, weights, centers, labels, inertia, *, breaths=BREATHS, max_iter=300):
+def breathe(
+    rows,
+    weights,
+    centers,
+    labels,
+    inertia,
+    *,
+    breaths=BREATHS,
+    max_iter=300,
+    coordinates=None,
+):
     """Breathing k-means from a Lloyd fixed point.
 
     Alternates ``m`` splits and ``m`` removals, each followed by Lloyd's
@@ -216,6 +229,9 @@ def breathe(rows, weights, centers, labels, inertia, *, breaths=BREATHS, max_ite
         ``m`` at first.
     max_iter : int, default=300
         Lloyd passes per run, at most.
+    coordinates : grid.Coordinates, optional
+        Where the rows fall on the search grid (the default suits uint8
+        rows and any others).
 
     Returns
     -------
@@ -231,11 +247,12 @@ def breathe(rows, weights, centers, labels, inertia, *, breaths=BREATHS, max_ite
             weights,
             split(rows, weights, centers, labels, m),
             min(max_iter, _GROWN_PASSES),
+            coordinates,
         )
         n_iter += passes
         shrunk = remove(rows, weights, grown, grown_labels, len(grown) - len(centers))
         trial, trial_inertia, passes, trial_labels = lloyd(
-            rows, weights, shrunk, max_iter
+            rows, weights, shrunk, max_iter, coordinates
         )
         n_iter += passes
         if trial_inertia < inertia * (1 - _GAIN) and len(trial) == len(centers):

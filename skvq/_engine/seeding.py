@@ -5,32 +5,56 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
-from . import _seeding, lloyd, threads
+from . import _seeding, lloyd, progress, threads
 
 
 def seed(points, weights, n_clusters, *, init, n_init, max_iter, tol, random_state):
-    """Lloyd's fixed point from the best of ``n_init`` seedings, as in KMeans.
+    """Lloyd's fixed point from the best of ``n_init`` seedings, as in KMeans."""
+
+    def refine(centers):
+        return lloyd.run(points, weights, centers, max_iter, tol)
+
+    best = best_of(
+        points,
+        weights,
+        n_clusters,
+        init=init,
+        n_init=n_init,
+        random_state=random_state,
+        refine=refine,
+    )
+    return best[0]
+
+
+def best_of(points, weights, n_clusters, *, init, n_init, random_state, refine):
+    """The best of ``n_init`` seedings refined, as in KMeans.
 
     ``n_init="auto"`` runs one k-means++ seeding or ten random ones, like
     :class:`~sklearn.cluster.KMeans`; "random" draws distinct points with
-    probability proportional to their weight.
+    probability proportional to their weight. The seedings draw one after
+    the other from ``random_state``, as KMeans's do. ``refine(centers)``
+    returns a tuple whose second item is the inertia; the one with the
+    least is returned.
     """
     random_state = check_random_state(random_state)
     if n_init == "auto":
         n_init = 1 if init == "k-means++" else 10
-    best_centers, best_inertia = None, np.inf
-    for _ in range(n_init):
+    best = None
+    for attempt in range(n_init):
+        progress.say(
+            f"seeding {attempt + 1} of {n_init} ({init}): {n_clusters:,} centroids "
+            f"on {len(points):,} points"
+        )
         if init == "k-means++":
             chosen = kmeans_plusplus(points, weights, n_clusters, random_state)
         else:
             chosen = random_state.choice(
                 len(points), n_clusters, replace=False, p=weights / weights.sum()
             )
-        centers = points[chosen]
-        centers, inertia, _ = lloyd.run(points, weights, centers, max_iter, tol)
-        if inertia < best_inertia:
-            best_centers, best_inertia = centers, inertia
-    return best_centers
+        result = refine(points[chosen])
+        if best is None or result[1] < best[1]:
+            best = result
+    return best
 
 
 def kmeans_plusplus(points, weights, n_clusters, random_state):

@@ -219,7 +219,9 @@ def read_frame(
     data = reader.read_data(chunk_type, length, partial=partial)
     decode = coding_named(header.coding).decode
     shape = (header.height, header.width)
-    codes = decode(data, shape, header.codebook, partial)
+    # Only data actually cut short decodes partially: a whole chunk, its CRC
+    # checked, is damaged if its coding finds anything wrong.
+    codes = decode(data, shape, header.codebook, len(data) < length)
     # Codes of b bits reach 2**b - 1, past the codebook unless K is 2**b.
     if codes.size and int(codes.max()) >= header.n_codes:
         raise FormatError(
@@ -268,9 +270,12 @@ def read_vq(
         header = read_header(file)
         _check_pixel_limit(header.frame_pixels * header.n_frames, max_pixels)
         offsets = frame_offsets(file, header)
-        dtype = np.uint8 if header.n_codes <= 256 else np.uint16
-        codes = np.empty((len(offsets), header.height, header.width), dtype)
-        for number, offset in enumerate(offsets):
+        # Allocated once a frame has decoded: damaged index data whose size
+        # does not bound the frame (the context coding) allocates nothing.
+        first = read_frame(file, header, offsets[0], max_pixels=None)
+        codes = np.empty((len(offsets), *first.shape), first.dtype)
+        codes[0] = first
+        for number, offset in enumerate(offsets[1:], 1):
             codes[number] = read_frame(file, header, offset, max_pixels=None)
     return header, codes
 

@@ -16,7 +16,10 @@ CODINGS_BY_ID: dict[int, Coding] = {0: RAW, 1: ZSTD, 2: BZ2, 3: CONTEXT}
 #: Index codings: name -> id stored in HEAD.
 CODINGS: dict[str, int] = {coding.name: id_ for id_, coding in CODINGS_BY_ID.items()}
 #: The codings ``coding="auto"`` chooses from: those that decode about as fast
-#: as PNG does.
+#: as PNG does. "auto" is the default of Pillow's ``save``, ``skvq.save`` and
+#: the CLI, so this tuple is where the default is decided. The context
+#: coding is smaller but decodes 8 to 17 times slower than WebP, short of
+#: issue 17's targets (``docs/filesize.md``), so it is not among them.
 AUTO_CODINGS = ("raw", "zstd")
 
 
