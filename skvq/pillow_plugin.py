@@ -19,8 +19,9 @@ Save options (``im.save(..., k=..., ...)``):
 ``max_bytes``
     Instead of ``k``: the most colors whose file, in the ``coding`` asked
     for and with its metadata, fits in this many bytes (the best quality
-    that fits; at least 90 % of the budget unless even the lossless file is
-    smaller).
+    that fits; at least 90 % of the budget unless no number of colors
+    gives a file that size: sizes jump with K on some images, and the
+    lossless file may be smaller).
 ``random_state``, ``init``, ``n_init``, ``max_iter``, ``tol``, ``algorithm``
     Passed to :class:`~skvq.VectorQuantizer`.
 ``codebook``

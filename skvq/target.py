@@ -133,7 +133,9 @@ def choose_n_clusters(
     max_bytes : int, optional
         Largest .vq file, in bytes: the largest ``n_clusters`` whose file
         fits (the best quality; its file is at least 90 % of
-        ``max_bytes`` unless even the lossless file is smaller).
+        ``max_bytes`` unless no number of colors gives a file that size:
+        sizes jump with K on some images, and the lossless file may be
+        smaller).
     dither, color_space
         As for :func:`skvq.quantize_image`.
     coding : str, default="auto"

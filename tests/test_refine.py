@@ -236,6 +236,31 @@ def test_breathing_on_photos_beats_lloyd(china):
         assert breathing.inertia_ < lloyd.inertia_
 
 
+@pytest.mark.parametrize("kind", ["float01", "uint16", "vectors"])
+def test_breathing_and_warm_starts_for_every_kind_of_data(crop, kind):
+    """Images as floats in [0, 1] or 16-bit, and general vectors, take their
+    own engine paths: breathing and ``init=`` work on each, to a fixed point
+    no worse than Lloyd's."""
+    rows, weights = crop
+    if kind == "float01":
+        data = rows / 255.0
+    elif kind == "uint16":
+        data = rows.astype(np.uint16) * 251  # not multiples of 257: 16-bit codes
+    else:  # five features, not levels
+        rng = np.random.default_rng(0)
+        data = np.column_stack([rows / 7.0, rng.normal(size=(len(rows), 2))])
+    fit = VectorQuantizer(10, random_state=0).fit(data, sample_weight=weights)
+    breathing = VectorQuantizer(10, random_state=0, algorithm="breathing")
+    breathing.fit(data, sample_weight=weights)
+    assert breathing.inertia_ <= fit.inertia_ * (1 + 1e-12)
+    labels = breathing.transform(data)[:, 0]
+    assert_fixed_point(data, weights, breathing.codebook_, labels)
+    warm = VectorQuantizer(10, init=fit.codebook_).fit(data, sample_weight=weights)
+    # Lloyd from a fixed point stays there.
+    np.testing.assert_allclose(warm.codebook_, fit.codebook_, atol=1e-9)
+    assert warm.inertia_ == pytest.approx(fit.inertia_, rel=1e-9)
+
+
 def test_breathing_with_one_or_two_codewords(crop):
     rows, weights = crop
     for k in (1, 2):
