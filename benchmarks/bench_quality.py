@@ -257,6 +257,10 @@ def _unreachable(row):
     return row.get("next_bytes", 0) > row["budget"] > row["n_bytes"] / 0.9
 
 
+def _median(rows, column):
+    return statistics.median(row[column] for row in rows)
+
+
 def summary(results):
     out = []
     if results["parity"]:
@@ -266,6 +270,15 @@ def summary(results):
             f"parity: worst gap {worst:+.3f} dB; target >= -0.02 dB on every "
             f"photo and K: {'met' if all(r['met'] for r in rows) else 'NOT met'}"
         )
+        for k in sorted({r["k"] for r in rows}):
+            at_k = [r for r in rows if r["k"] == k]
+            out.append(
+                f"  K={k}: seed-42 gap >= -0.02 dB on "
+                f"{sum(r['gap_42'] >= -0.02 for r in at_k)}/{len(at_k)} photos, "
+                f"median paired gap >= -0.02 dB on "
+                f"{sum(r['median_gap'] >= -0.02 for r in at_k)}/{len(at_k)}; median "
+                f"of the paired medians {_median(at_k, 'median_gap'):+.3f} dB"
+            )
     if results["quality"]:
         for k in sorted({r["k"] for r in results["quality"]}):
             rows = [r for r in results["quality"] if r["k"] == k]

@@ -48,3 +48,29 @@ def test_a_long_first_run_is_not_repeated(
     row = bench.measure("skvq", image, 16, repeats=3)
     assert len(calls) == expected_runs
     assert row["psnr"] == pytest.approx(10 * np.log10(255.0**2))
+
+
+def test_quality_benchmark_parts_run_and_check_their_targets(china):
+    """Smoke test of benchmarks/bench_quality.py on a crop: each part's rows,
+    the tables and the summary of the targets."""
+    import importlib.util
+
+    path = SCRIPT.parent / "bench_quality.py"
+    spec = importlib.util.spec_from_file_location("bench_quality", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    image = np.ascontiguousarray(china[100:124, 200:232])
+    results = {
+        "parity": bench.parity("crop", image, [4]),
+        "quality": [],
+        "psnr": bench.psnr_targets("crop", image, [25.0]),
+        "size": bench.size_targets("crop", image, [0.5]),
+    }
+    (psnr_row,) = results["psnr"]
+    assert psnr_row["psnr"] >= 25.0
+    assert psnr_row["k"] <= 1.05 * psnr_row["reference_k"]
+    (size_row,) = results["size"]
+    assert size_row["n_bytes"] <= size_row["budget"] == int(0.5 * image.size)
+    for part in ("parity", "psnr", "size"):
+        assert "| crop |" in bench.table(results[part], bench.COLUMNS[part])
+    assert "psnr targets: reached 1/1" in bench.summary(results)
