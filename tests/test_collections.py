@@ -320,10 +320,12 @@ def test_fit_codebook_of_arrays_equals_fit_on_the_concatenation(collection, form
     images = [form(chunk) for chunk in collection]
     # Images as (height, width, channels) arrays too.
     images[0] = images[0].reshape(10, -1, 3)
-    book = fit_codebook(images, 12, random_state=1, n_jobs=2)
-    full = VectorQuantizer(12, random_state=1).fit(
-        np.concatenate([image.reshape(-1, 3) for image in images])
-    )
+    seen = []
+    book = fit_codebook(images, 12, random_state=1, n_jobs=2, progress=seen.append)
+    pixels = np.concatenate([image.reshape(-1, 3) for image in images])
+    full = VectorQuantizer(12, random_state=1).fit(pixels)
+    # One report per image, with its number of pixels.
+    assert sorted(seen) == sorted(image.size // 3 for image in images)
     np.testing.assert_array_equal(book.codebook_, full.codebook_)
     assert book.inertia_ == pytest.approx(full.inertia_, rel=1e-12)
 
