@@ -322,42 +322,40 @@ cdef inline uint32_t distance(const int32_t* a, const int32_t* b) noexcept nogil
     return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3
 
 
-cdef void sort_keys(uint32_t* keys, uint32_t* buffer, Py_ssize_t n) noexcept nogil:
-    """Sort ascending: a bottom-up merge sort through ``buffer``."""
-    cdef Py_ssize_t width = 1, start, middle, end, i, j, k
-    cdef uint32_t* source = keys
-    cdef uint32_t* target = buffer
-    cdef uint32_t* swap
-    while width < n:
-        start = 0
-        while start < n:
-            middle = min(start + width, n)
-            end = min(start + 2 * width, n)
-            i, j, k = start, middle, start
-            while i < middle and j < end:
-                if source[j] < source[i]:
-                    target[k] = source[j]
-                    j += 1
-                else:
-                    target[k] = source[i]
-                    i += 1
-                k += 1
-            while i < middle:
-                target[k] = source[i]
-                i += 1
-                k += 1
-            while j < end:
-                target[k] = source[j]
-                j += 1
-                k += 1
-            start = end
-        swap = source
-        source = target
-        target = swap
-        width *= 2
-    if source != keys:
+cdef enum:
+    # Squared distances of 8-bit colours are below 4 * 256**2 = 2**18: two
+    # counting passes of 9 bits each sort them.
+    DIGIT_BITS = 9
+    DIGITS = 1 << DIGIT_BITS
+
+
+cdef void sort_by_distance(
+    const uint32_t* distances, uint8_t* order, uint8_t* buffer, Py_ssize_t n
+) noexcept nogil:
+    """``order``: the entries 0..n-1 by distance, then index (a stable radix sort)."""
+    cdef Py_ssize_t counts[DIGITS]
+    cdef Py_ssize_t i, total, count
+    cdef int digit, shift, bucket
+    cdef uint8_t* source = order
+    cdef uint8_t* target
+    for i in range(n):
+        order[i] = i
+    for digit in range(2):  # order to buffer, then back
+        shift = digit * DIGIT_BITS
+        target = buffer if source == order else order
+        memset(counts, 0, sizeof(counts))
         for i in range(n):
-            keys[i] = source[i]
+            counts[(distances[i] >> shift) & (DIGITS - 1)] += 1
+        total = 0
+        for i in range(DIGITS):
+            count = counts[i]
+            counts[i] = total
+            total += count
+        for i in range(n):
+            bucket = (distances[source[i]] >> shift) & (DIGITS - 1)
+            target[counts[bucket]] = source[i]
+            counts[bucket] += 1
+        source = target
 
 
 def nearest_entries(const int32_t[:, ::1] palette):
@@ -366,25 +364,27 @@ def nearest_entries(const int32_t[:, ::1] palette):
     Returns (nearest, positions), two (K, K) uint8 arrays: ``nearest[e]``
     lists the entries nearest to ``e`` first; ``positions[e, f]`` is where
     ``f`` is in ``nearest[e]``. For codebooks of at most 256 entries, as
-    int32 in 4 columns.
+    int32 in 4 columns of values 0..255.
     """
     if palette.shape[1] != 4 or not 1 <= palette.shape[0] <= RANKED_CODES:
         raise ValueError(f"palette must have shape (1..256, 4), got {palette.shape}")
+    values = np.asarray(palette)
+    if values.min() < 0 or values.max() > 255:
+        raise ValueError("palette values must be 0..255")
     cdef Py_ssize_t n_codes = palette.shape[0], e, f
     nearest_array = np.empty((n_codes, n_codes), np.uint8)
     positions_array = np.empty((n_codes, n_codes), np.uint8)
     cdef uint8_t[:, ::1] nearest = nearest_array
     cdef uint8_t[:, ::1] positions = positions_array
-    cdef uint32_t keys[RANKED_CODES]
-    cdef uint32_t buffer[RANKED_CODES]
+    cdef uint32_t distances[RANKED_CODES]
+    cdef uint8_t buffer[RANKED_CODES]
     with nogil:
         for e in range(n_codes):
             for f in range(n_codes):
-                keys[f] = (distance(&palette[f, 0], &palette[e, 0]) << 8) | f
-            sort_keys(keys, buffer, n_codes)
+                distances[f] = distance(&palette[f, 0], &palette[e, 0])
+            sort_by_distance(distances, &nearest[e, 0], buffer, n_codes)
             for f in range(n_codes):
-                nearest[e, f] = keys[f] & 255
-                positions[e, keys[f] & 255] = f
+                positions[e, nearest[e, f]] = f
     return nearest_array, positions_array
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "decode_files",
     "encode_files",
     "expand_inputs",
+    "fit_codebook",
     "plan_outputs",
 ]
 
@@ -193,6 +194,119 @@ def decode_files(pairs, *, overwrite=False, n_jobs=None, progress=None):
         In completion order.
     """
     return _run(_decode_file, pairs, (overwrite,), n_jobs, progress)
+
+
+def fit_codebook(
+    images,
+    n_clusters=256,
+    *,
+    mode="RGB",
+    keep_stream=False,
+    n_jobs=None,
+    progress=None,
+    **params,
+):
+    """Fit one codebook on all the pixels of a collection of images.
+
+    Each image's color histogram (its distinct colors and their counts) is
+    made in parallel, where the images are (joblib's active backend: local
+    processes, or a dask cluster as for :func:`encode_files`); the
+    histograms add up to that of the whole collection, on which one fit
+    runs. The codebook is exactly that of ``VectorQuantizer.fit`` on all the
+    pixels concatenated, without ever holding them together.
+
+    Parameters
+    ----------
+    images : iterable of path or ndarray
+        Image files (any format Pillow reads; every frame counts), or
+        arrays of pixels of shape (n_pixels, n_channels) or (height, width,
+        n_channels) in any dtype ``VectorQuantizer`` takes.
+    n_clusters : int, default=256
+        Number of colors.
+    mode : {"RGB", "RGBA", "L", "LA"}, default="RGB"
+        Mode image files are converted to (arrays are taken as they are).
+    keep_stream : bool, default=False
+        Keep the collection's histogram in the quantizer, so that
+        :meth:`~skvq.VectorQuantizer.partial_fit` can add more images later
+        (a pickled quantizer is then as large as the histogram, about a
+        megabyte per 100,000 colors, instead of a few kilobytes).
+    n_jobs : int, optional
+        Parallel jobs, as in :class:`joblib.Parallel`.
+    progress : callable, optional
+        Called with the number of samples of each image as its histogram
+        arrives.
+    **params
+        Other parameters of :class:`~skvq.VectorQuantizer` (``random_state``,
+        ``init``, ``n_init``, ``max_iter``, ``tol``).
+
+    Returns
+    -------
+    VectorQuantizer
+        Fitted.
+    """
+    return _fit_histogram(
+        _collection_histogram(images, mode=mode, n_jobs=n_jobs, progress=progress),
+        n_clusters,
+        keep_stream=keep_stream,
+        **params,
+    )
+
+
+def _collection_histogram(images, *, mode="RGB", n_jobs=None, progress=None):
+    """The color histogram of all the images (see :func:`fit_codebook`)."""
+    from joblib import Parallel, delayed
+
+    from ._engine.stream import Histogram
+
+    if mode not in ("RGB", "RGBA", "L", "LA"):
+        raise ValueError(f"mode must be RGB, RGBA, L or LA, got {mode!r}.")
+    parallel = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator_unordered")
+    merged, pending = None, []
+    for histogram in parallel(delayed(_histogram)(image, mode) for image in images):
+        if progress is not None:
+            progress(histogram.n_samples)
+        pending.append(histogram)
+        # Merge once the pending rows outnumber the merged ones: each row is
+        # then merged a few times, not once per image.
+        if merged is None or sum(len(h.rows) for h in pending) >= len(merged.rows):
+            merged = Histogram.merge(([merged] if merged else []) + pending)
+            pending = []
+    if merged is None:
+        raise ValueError("no images to fit a codebook on")
+    return Histogram.merge([merged, *pending])
+
+
+def _fit_histogram(histogram, n_clusters=256, *, keep_stream=False, **params):
+    """A quantizer fitted on a collection's histogram (see :func:`fit_codebook`)."""
+    from .quantizer import VectorQuantizer
+
+    quantizer = VectorQuantizer(n_clusters, **params)
+    if keep_stream:
+        return quantizer.partial_fit(histogram.rows, sample_weight=histogram.weights)
+    return quantizer.fit(histogram.rows, sample_weight=histogram.weights)
+
+
+def _histogram(image, mode):
+    """The histogram of one image file (every frame) or array of pixels."""
+    import numpy as np
+
+    from ._engine.stream import Histogram
+
+    if not isinstance(image, (str, os.PathLike)):
+        pixels = np.asarray(image)
+        if pixels.ndim == 3:
+            pixels = pixels.reshape(-1, pixels.shape[-1])
+        return Histogram.of(pixels)
+    from PIL import Image, ImageSequence
+
+    try:
+        with Image.open(image) as opened:
+            return Histogram.merge(
+                Histogram.of(np.asarray(frame.convert(mode)).reshape(-1, len(mode)))
+                for frame in ImageSequence.Iterator(opened)
+            )
+    except Exception as error:
+        raise ValueError(f"{os.fspath(image)}: {_describe_error(error)}") from error
 
 
 def _run(function, pairs, args, n_jobs, progress):

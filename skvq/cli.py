@@ -22,8 +22,6 @@ EXIT_INTERRUPTED = 130
 _SAMPLE_IMAGES = ("china.jpg", "flower.jpg")
 # Single-file work longer than this reports progress on a terminal.
 _QUIET_SECONDS = 2.0
-# Pixels per partial_fit call in fit-codebook (48 MB of RGB).
-_CHUNK_PIXELS = 1 << 24
 
 
 class CommandError(Exception):
@@ -173,39 +171,38 @@ def _what_it_is(path):
 
 def _fit_codebook(args):
     import joblib
-    import numpy as np
-    from PIL import Image, ImageSequence
     from tqdm.auto import tqdm
 
     from ._atomic import atomic_write
-    from .batch import expand_inputs
-    from .quantizer import VectorQuantizer
+    from .batch import _collection_histogram, _fit_histogram, expand_inputs
 
     try:
         inputs = expand_inputs(args.inputs)
     except ValueError as error:
         raise CommandError(str(error)) from None
-    quantizer = VectorQuantizer(args.k, random_state=args.random_state)
-    n_pixels = 0
-    pending = []  # images not yet given to partial_fit
-    for path in tqdm(inputs, desc="fitting", unit="file", disable=not _on_terminal()):
-        with Image.open(path) as image:
-            for frame in ImageSequence.Iterator(image):
-                pixels = np.asarray(frame.convert(args.mode))
-                pending.append(pixels.reshape(-1, len(args.mode)))
-                n_pixels += len(pending[-1])
-        # Each partial_fit refits on the colors seen so far: group small
-        # images into chunks of bounded size rather than one call per image.
-        if sum(map(len, pending)) >= _CHUNK_PIXELS:
-            quantizer.partial_fit(np.concatenate(pending))
-            pending = []
-    if pending:
-        quantizer.partial_fit(np.concatenate(pending))
+    with tqdm(
+        total=len(inputs), desc="histograms", unit="file", disable=not _on_terminal()
+    ) as bar:
+        try:
+            histogram = _collection_histogram(
+                inputs,
+                mode=args.mode,
+                n_jobs=args.jobs,
+                progress=lambda _: bar.update(),
+            )
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+    quantizer = _fit_histogram(
+        histogram,
+        args.k,
+        keep_stream=args.keep_stream,
+        random_state=args.random_state,
+    )
     with atomic_write(args.output, overwrite=args.force) as fp:
         joblib.dump(quantizer, fp)
     print(
         f"fitted K = {quantizer.n_codes_:,} {args.mode} colors on {len(inputs)} "
-        f"images ({n_pixels:,} pixels); wrote {args.output}"
+        f"images ({histogram.n_samples:,.0f} pixels); wrote {args.output}"
     )
     return EXIT_OK
 
@@ -514,8 +511,9 @@ def _build_parser():
     fit = commands.add_parser(
         "fit-codebook",
         help="fit one codebook for a whole collection",
-        description="Fit one codebook on all pixels of a collection of images, "
-        "streamed one image at a time, and save it with joblib for "
+        description="Fit one codebook on all pixels of a collection of images "
+        "(their color histograms are made in parallel and added up, then fitted "
+        "once: the codebook of all pixels together) and save it with joblib for "
         "'skvq encode --codebook'.",
     )
     fit.add_argument("inputs", nargs="+", metavar="INPUT", help="images")
@@ -533,6 +531,19 @@ def _build_parser():
     )
     fit.add_argument(
         "--random-state", type=int, default=0, help="K-Means seed (default 0)"
+    )
+    fit.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=1,
+        help="images read in parallel (joblib; -1 for all cores; default 1)",
+    )
+    fit.add_argument(
+        "--keep-stream",
+        action="store_true",
+        help="keep the collection's color histogram in BOOK, so that "
+        "VectorQuantizer.partial_fit can add images later (a larger file)",
     )
     fit.add_argument(
         "-f", "--force", action="store_true", help="overwrite an existing BOOK"

@@ -24,7 +24,8 @@ from sklearn.utils.validation import (
 
 from ._engine import kmeans as _kmeans
 from ._engine import progress
-from ._engine.stream import ColorStream, MiniBatchStream
+from ._engine.colors import levels
+from ._engine.stream import HistogramStream, MiniBatchStream
 from .bits import BitReport
 
 __all__ = ["VectorQuantizer", "code_dtype"]
@@ -314,17 +315,23 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         chunk (an image, a tile, a frame). The state kept between calls does
         not grow with the number of samples:
 
-        - 8-bit data (``uint8``): the weighted distinct rows seen so far,
-          at most ``2**(8 * n_features)`` and in practice the number of
+        - Images (a first chunk of ``uint8``, or of at most four features
+          whose values are levels: ``uint16``, floats holding integers,
+          floats in [0, 1] at steps of 1/255 or 1/65535): the
+          weighted distinct rows seen so far, in practice the number of
           distinct colors. Each call refits the codebook on all of them, so
           after the last chunk the codebook is exactly that of ``fit`` on
-          the whole set. Each call costs about one ``fit`` on the colors
-          seen so far: pass large chunks (whole images, not rows).
+          the whole set, whatever the order of the chunks. Each call costs
+          about one ``fit`` on the colors seen so far: pass large chunks
+          (whole images, not rows).
         - Other data: mini-batch K-Means updates, by scikit-learn's
           :class:`~sklearn.cluster.MiniBatchKMeans`, an approximation.
 
-        A call to :meth:`fit` discards the stream; the first
-        ``partial_fit`` after ``fit`` starts a new one.
+        Each call fits with the parameters it finds (after
+        ``set_params(n_clusters=32)``, the next codebook has 32 rows; the
+        mini-batches then start again from a new seeding). A call to
+        :meth:`fit` discards the stream; the first ``partial_fit`` after
+        ``fit`` starts a new one.
 
         Parameters
         ----------
@@ -346,17 +353,20 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if first_call:
-            stream = ColorStream if X.dtype == np.uint8 else MiniBatchStream
-            self._stream = stream(self.get_params())
+            images = X.dtype == np.uint8 or levels(X) is not None
+            self._stream = HistogramStream() if images else MiniBatchStream()
         with self._reporting():
-            codebook, inertia, n_iter = self._stream.update(X, sample_weight)
-        self._set_codebook(codebook, inertia, n_iter)
+            # The parameters of this call: set_params between calls holds.
+            codebook, inertia, n_iter = self._stream.update(
+                X, sample_weight, self.get_params()
+            )
+        self._set_codebook(codebook, inertia, n_iter, "the samples seen so far have")
         return self
 
-    def _set_codebook(self, codebook, inertia, n_iter):
+    def _set_codebook(self, codebook, inertia, n_iter, samples="X has"):
         if len(codebook) < self.n_clusters:
             warnings.warn(
-                f"X has {len(codebook)} distinct rows, fewer than "
+                f"{samples} {len(codebook)} distinct rows, fewer than "
                 f"n_clusters={self.n_clusters}: the codebook is those rows and "
                 "quantization is lossless.",
                 ConvergenceWarning,

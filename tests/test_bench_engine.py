@@ -1,6 +1,7 @@
 """Smoke tests of the engine's benchmarks (the full runs take minutes, by hand)."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,25 @@ def test_threads_benchmark_flags_a_missed_target(ratio, ok):
     ]
     _, checks, _ = bench.report(rows, {"busy": (0, 0)}, 2)
     assert checks == [f"- [{ok}] busy, x, K=4: threads <= 1.5 x 1 thread: {ratio:.2f}"]
+
+
+@pytest.mark.parametrize("which", ["skvq", "KMeans"])
+def test_engine_benchmark_measures_a_big_fit(capsys, which):
+    bench = load("bench_engine")
+    bench.big_worker(3000, which)
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["input"] == 3000 * 3 * 4
+    assert 0 < measured["seconds"] < 60
+    # The fit allocates at least its float64 copy of the data.
+    assert measured["traced"] >= 2 * measured["input"]
+    assert 0 < measured["inertia"] / 3000 < 3 / 12
+
+
+def test_engine_benchmark_tables():
+    bench = load("bench_engine")
+    rows = [["china", "4,096", "1.00"]]
+    assert bench.table(["image", "K", "s"], rows).splitlines() == [
+        "| image | K | s |",
+        "|---|---|---|",
+        "| china | 4,096 | 1.00 |",
+    ]

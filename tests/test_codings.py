@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import skvq
+from skvq import _context
 from skvq import format as vq
 from skvq.cli import main as cli_main
 from skvq.format.codings import context as context_coding
@@ -323,6 +324,33 @@ def test_context_coding_is_the_spec(spec_coder, maps):
     assert spec_coder.decode_index_data(data, height, width, palette) == codes.tolist()
     decoded = context_coding.CONTEXT.decode(data, codes.shape, codebook, False)
     np.testing.assert_array_equal(decoded, codes)
+
+
+@settings(max_examples=60)
+@given(
+    n_codes=st.integers(1, 256),
+    levels=st.sampled_from([2, 3, 256]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_nearest_entries_sorts_by_distance_then_index(n_codes, levels, seed):
+    # Few levels: many equal distances, ordered by index.
+    rng = np.random.default_rng(seed)
+    palette = np.zeros((n_codes, 4), np.int32)
+    channels = rng.integers(1, 5)
+    palette[:, :channels] = rng.integers(0, levels, (n_codes, channels))
+    palette *= 255 // (levels - 1)
+    nearest, positions = _context.nearest_entries(palette)
+    squared = ((palette[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
+    index = np.arange(n_codes)
+    for e in range(n_codes):
+        expected = np.lexsort((index, squared[e]))
+        np.testing.assert_array_equal(nearest[e], expected)
+        np.testing.assert_array_equal(positions[e, expected], index)
+
+
+def test_nearest_entries_needs_8_bit_colors():
+    with pytest.raises(ValueError, match=r"palette values must be 0\.\.255"):
+        _context.nearest_entries(np.array([[0, 0, 0, 0], [256, 0, 0, 0]], np.int32))
 
 
 @pytest.mark.parametrize(

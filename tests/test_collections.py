@@ -123,6 +123,71 @@ def test_partial_fit_on_float_data_uses_mini_batches():
     assert -streamed.score(X) <= 1.1 * -full.score(X)
 
 
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda u: u.astype(np.float64),  # integral floats: the uint8 path of fit
+        lambda u: u / 255,
+        lambda u: (u / np.float32(255)).astype(np.float32),
+        lambda u: u.astype(np.uint16) * 257,
+    ],
+    ids=["float-0-255", "float64-0-1", "float32-0-1", "uint16"],
+)
+def test_partial_fit_on_image_bands_equals_fit(china, form):
+    # Chunks in image order (bands of rows), the hardest order for a stream.
+    X = form(china[::2, ::2].reshape(-1, 3))
+    full = VectorQuantizer(16, random_state=0).fit(X)
+    streamed = VectorQuantizer(16, random_state=0)
+    for band in np.array_split(X, 6):
+        streamed.partial_fit(band)
+    np.testing.assert_array_equal(streamed.codebook_, full.codebook_)
+    assert streamed.inertia_ == pytest.approx(full.inertia_, rel=1e-12)
+
+
+def test_partial_fit_on_vectors_is_minibatch_kmeans():
+    # Data that are no levels: scikit-learn's own mini-batch updates.
+    from sklearn.cluster import MiniBatchKMeans
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2000, 5))
+    ours = VectorQuantizer(8, random_state=0)
+    theirs = MiniBatchKMeans(8, random_state=0, n_init="auto", max_iter=300, tol=0.0)
+    for chunk in np.array_split(X, 4):
+        ours.partial_fit(chunk)
+        theirs.partial_fit(chunk)
+    np.testing.assert_allclose(ours.codebook_, theirs.cluster_centers_)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_partial_fit_follows_set_params(collection, dtype):
+    chunks = [chunk.astype(dtype) for chunk in collection[:3]]
+    if dtype == np.float64:  # no levels: mini-batches
+        chunks = [chunk + 0.25 for chunk in chunks]
+    vq = VectorQuantizer(8, random_state=0)
+    vq.partial_fit(chunks[0])
+    assert vq.n_codes_ == 8
+    vq.set_params(n_clusters=32)
+    vq.partial_fit(chunks[1])
+    assert vq.n_codes_ == 32 and vq.codebook_.shape == (32, 3)
+    vq.partial_fit(chunks[2])
+    assert vq.n_codes_ == 32
+    if dtype == np.uint8:  # still exactly fit on everything, at the new K
+        full = VectorQuantizer(32, random_state=0).fit(np.concatenate(chunks))
+        np.testing.assert_array_equal(vq.codebook_, full.codebook_)
+
+
+def test_partial_fit_warns_with_the_current_numbers():
+    palette = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0]], np.uint8)
+    vq = VectorQuantizer(2, random_state=0).partial_fit(palette[:2])
+    vq.set_params(n_clusters=8)
+    with pytest.warns(
+        ConvergenceWarning,
+        match=r"the samples seen so far have 3 distinct rows, fewer than n_clusters=8",
+    ):
+        vq.partial_fit(palette[2:])
+    assert vq.n_codes_ == 3
+
+
 # -- shared codebooks in .vq files ---------------------------------------------
 
 
@@ -203,20 +268,95 @@ def test_cli_fit_codebook_then_encode_with_it(tmp_path, photo_dir, capsys):
     assert len(palettes) == 1  # one codebook for the whole collection
 
 
-@pytest.mark.parametrize("chunk_pixels", [1, 5_000, 1 << 24])
-def test_cli_fit_codebook_equals_fitting_all_pixels(
-    tmp_path, photo_dir, monkeypatch, chunk_pixels
-):
-    # One partial_fit per image, per two images, or one for the whole set.
-    monkeypatch.setattr("skvq.cli._CHUNK_PIXELS", chunk_pixels)
-    book_path = tmp_path / "book.joblib"
-    assert main(["fit-codebook", str(photo_dir), "-k", "8", "-o", str(book_path)]) == 0
+def _pixels_of(photo_dir):
     images = []
     for path in sorted(photo_dir.iterdir()):
         with Image.open(path) as image:
             images.append(np.asarray(image).reshape(-1, 3))
-    full = VectorQuantizer(8, random_state=0).fit(np.concatenate(images))
-    np.testing.assert_array_equal(joblib.load(book_path).codebook_, full.codebook_)
+    return np.concatenate(images)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_cli_fit_codebook_equals_fitting_all_pixels(tmp_path, photo_dir, jobs):
+    book_path = tmp_path / "book.joblib"
+    args = ["fit-codebook", str(photo_dir), "-k", "8", "-o", str(book_path), "-j"]
+    assert main([*args, jobs]) == EXIT_OK
+    full = VectorQuantizer(8, random_state=0).fit(_pixels_of(photo_dir))
+    book = joblib.load(book_path)
+    np.testing.assert_array_equal(book.codebook_, full.codebook_)
+    assert book.inertia_ == full.inertia_
+
+
+def test_cli_fit_codebook_writes_a_small_file_unless_asked_to_keep_the_stream(
+    tmp_path, china
+):
+    # Issue 15: a finished codebook is a few KB, not the stream's histogram.
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(china).save(folder / "china.png")
+    small, kept = tmp_path / "small.joblib", tmp_path / "kept.joblib"
+    args = ["fit-codebook", str(folder), "-k", "16"]
+    assert main([*args, "-o", str(small)]) == EXIT_OK
+    assert main([*args, "-o", str(kept), "--keep-stream"]) == EXIT_OK
+    assert small.stat().st_size < 5_000 < 500_000 < kept.stat().st_size
+    np.testing.assert_array_equal(
+        joblib.load(small).codebook_, joblib.load(kept).codebook_
+    )
+    # The kept stream goes on: more pixels give the fit of everything.
+    more = china[::-1, ::3].reshape(-1, 3) // 2
+    book = joblib.load(kept).partial_fit(more)
+    full = VectorQuantizer(16, random_state=0).fit(
+        np.concatenate([china.reshape(-1, 3), more])
+    )
+    np.testing.assert_array_equal(book.codebook_, full.codebook_)
+
+
+@pytest.mark.parametrize(
+    "form", [lambda u: u, lambda u: u / 255, lambda u: u.astype(np.uint16) * 257]
+)
+def test_fit_codebook_of_arrays_equals_fit_on_the_concatenation(collection, form):
+    from skvq.batch import fit_codebook
+
+    images = [form(chunk) for chunk in collection]
+    # Images as (height, width, channels) arrays too.
+    images[0] = images[0].reshape(10, -1, 3)
+    seen = []
+    book = fit_codebook(images, 12, random_state=1, n_jobs=2, progress=seen.append)
+    pixels = np.concatenate([image.reshape(-1, 3) for image in images])
+    full = VectorQuantizer(12, random_state=1).fit(pixels)
+    # One report per image, with its number of pixels.
+    assert sorted(seen) == sorted(image.size // 3 for image in images)
+    np.testing.assert_array_equal(book.codebook_, full.codebook_)
+    assert book.inertia_ == pytest.approx(full.inertia_, rel=1e-12)
+
+
+def test_fit_codebook_on_a_dask_cluster_equals_fit_on_the_concatenation(photo_dir):
+    distributed = pytest.importorskip("dask.distributed")
+    from skvq.batch import fit_codebook
+
+    paths = sorted(photo_dir.iterdir())
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        distributed.get_task_stream(client) as tasks,
+        joblib.parallel_config(backend="dask"),
+    ):
+        book = fit_codebook(paths, 8, random_state=0)
+    # The histograms were made by tasks on the cluster.
+    assert len(tasks.data) >= len(paths)
+    full = VectorQuantizer(8, random_state=0).fit(_pixels_of(photo_dir))
+    np.testing.assert_array_equal(book.codebook_, full.codebook_)
+
+
+def test_fit_codebook_names_a_file_it_cannot_read(tmp_path, photo_dir):
+    from skvq.batch import fit_codebook
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"bad\.png: "):
+        fit_codebook([*sorted(photo_dir.iterdir()), bad], 4)
 
 
 def test_cli_rejects_a_file_that_is_not_a_codebook(tmp_path, photo_dir, capsys):

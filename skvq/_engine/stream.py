@@ -1,50 +1,112 @@
-"""State of VectorQuantizer.partial_fit between chunks."""
+"""Color histograms (mergeable) and the state of partial_fit between chunks."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
 from . import kmeans
-from .colors import unique_rows
+from .colors import levels, unique_rows
+
+# The parameters of VectorQuantizer that the fit of a stream reads.
+FIT_PARAMS = ("n_clusters", "init", "n_init", "max_iter", "tol", "random_state")
 
 
-class ColorStream:
-    """Exact K-Means over a stream of 8-bit samples.
+@dataclass(frozen=True)
+class Histogram:
+    """The distinct rows of some samples and the weight of each.
 
-    Keeps the weighted distinct rows seen so far (a color histogram: its size
-    is bounded by the number of possible colors, not by the number of
-    pixels) and fits the codebook on all of it at every update, exactly as
-    ``fit`` would on every sample seen. Warm-starting from the previous
-    codebook would be cheaper but stays in the optimum of the data seen
-    first, which is measurably worse when the chunks differ (images of a
-    collection).
+    K-Means on the distinct rows weighted by their counts is K-Means on the
+    samples: same objective, same iterations, the same codebook as
+    :func:`~skvq._engine.kmeans.fit_codebook` on the samples (bit for bit).
+    Histograms of parts of a collection add up (:meth:`merge`) to that of
+    the whole, whatever the order, so they can be made where the images
+    are (joblib or dask workers) and reduced to one fit.
+
+    Attributes
+    ----------
+    rows : ndarray of shape (n_distinct, n_features)
+        Sorted as :func:`~skvq._engine.colors.unique_rows` sorts them:
+        uint8 for 8-bit levels, float64 values for other levels, else in
+        the dtype of the samples.
+    weights : ndarray of shape (n_distinct,), float64
+        Positive.
     """
 
-    def __init__(self, params):
-        self.params = params
-        self.rows = None
-        self.weights = None
+    rows: np.ndarray
+    weights: np.ndarray
 
-    def update(self, X, sample_weight):
-        rows, weights = unique_rows(X, sample_weight)
-        if self.rows is not None:
-            rows, weights = unique_rows(
-                np.concatenate([self.rows, rows]),
-                np.concatenate([self.weights, weights]),
-            )
+    @classmethod
+    def of(cls, X, sample_weight=None):
+        """The histogram of ``X``, from its level codes when its values are
+        levels (:func:`~skvq._engine.colors.levels`), else from its rows."""
+        found = levels(X)
+        if found is None:
+            rows, weights = unique_rows(np.asarray(X), sample_weight)
+        else:
+            codes, weights = unique_rows(found.codes, sample_weight)
+            rows = found.values(codes)
         keep = weights > 0
-        self.rows, self.weights = rows[keep], weights[keep]
+        return cls(rows[keep], weights[keep])
+
+    @classmethod
+    def merge(cls, histograms):
+        """The histogram of all the samples of ``histograms``."""
+        histograms = list(histograms)
+        if len(histograms) == 1:
+            return histograms[0]
+        dtypes = {h.rows.dtype for h in histograms}
+        dtype = dtypes.pop() if len(dtypes) == 1 else np.float64
+        rows = np.concatenate([h.rows.astype(dtype, copy=False) for h in histograms])
+        return cls.of(rows, np.concatenate([h.weights for h in histograms]))
+
+    @property
+    def n_samples(self):
+        return float(self.weights.sum())
+
+    def fit(self, params):
+        """The codebook, inertia and passes of ``fit_codebook`` on these samples."""
         return kmeans.fit_codebook(
             self.rows,
             self.weights,
-            self.params["n_clusters"],
-            init=self.params["init"],
-            n_init=self.params["n_init"],
-            max_iter=self.params["max_iter"],
-            tol=self.params["tol"],
-            random_state=self.params["random_state"],
+            params["n_clusters"],
+            init=params["init"],
+            n_init=params["n_init"],
+            max_iter=params["max_iter"],
+            tol=params["tol"],
+            random_state=params["random_state"],
         )
+
+
+class HistogramStream:
+    """Exact K-Means over a stream of images (of values that are levels).
+
+    Keeps the histogram of the samples seen so far (its size is bounded by
+    the number of possible colors, not by the number of pixels) and fits
+    the codebook on all of it at every update, exactly as ``fit`` would on
+    every sample seen. Warm-starting from the previous codebook would be
+    cheaper but stays in the optimum of the data seen first, which is
+    measurably worse when the chunks differ (images of a collection, bands
+    of one image). A chunk whose values are not levels is kept as its
+    distinct rows: still exact, but the state then grows with such data.
+    """
+
+    def __init__(self, histogram=None):
+        self.histogram = histogram
+
+    def update(self, X, sample_weight, params):
+        """Add a chunk; the fit (codebook, inertia, passes) on all seen."""
+        chunk = Histogram.of(X, sample_weight)
+        if self.histogram is not None:
+            chunk = Histogram.merge([self.histogram, chunk])
+        self.histogram = chunk
+        return self.histogram.fit(params)
+
+    @property
+    def n_distinct(self):
+        return len(self.histogram.rows)
 
 
 class MiniBatchStream:
@@ -52,38 +114,48 @@ class MiniBatchStream:
 
     Until the stream has shown ``n_clusters`` distinct rows (MiniBatchKMeans
     needs that many to seed), the rows are kept and are the codebook, as in
-    ``fit``.
+    ``fit``. When the parameters change between updates (``set_params``),
+    the mini-batches start again from the codebook when ``n_clusters`` is
+    the same, else from a new seeding on the next chunk.
     """
 
-    def __init__(self, params):
-        self.params = params
-        self.pending_rows = None
-        self.pending_weights = None
+    def __init__(self):
+        self.pending = None  # Histogram of the rows before seeding
         self.minibatch = None
+        self.params = None
 
-    def update(self, X, sample_weight):
-        rows, weights = unique_rows(X, sample_weight)
+    def update(self, X, sample_weight, params):
+        """Add a chunk; the codebook, inertia (of the chunk) and steps."""
+        params = {name: params[name] for name in FIT_PARAMS}
+        if self.minibatch is not None and params != self.params:
+            self._restart(params)
+        self.params = params
+        X = np.asarray(X, dtype=np.float64)
         if self.minibatch is None:
-            if self.pending_rows is not None:
-                rows, weights = unique_rows(
-                    np.concatenate([self.pending_rows, rows]),
-                    np.concatenate([self.pending_weights, weights]),
-                )
-            keep = weights > 0
-            rows, weights = rows[keep], weights[keep]
-            if len(rows) <= self.params["n_clusters"]:
-                self.pending_rows, self.pending_weights = rows, weights
-                return rows.astype(np.float64), 0.0, 0
-            self.pending_rows = self.pending_weights = None
-            self.minibatch = MiniBatchKMeans(
-                n_clusters=self.params["n_clusters"],
-                init=self.params["init"],
-                n_init=self.params["n_init"],
-                max_iter=self.params["max_iter"],
-                tol=self.params["tol"],
-                random_state=self.params["random_state"],
-            )
-        self.minibatch.partial_fit(rows.astype(np.float64), sample_weight=weights)
+            chunk = Histogram.of(X, sample_weight)
+            if self.pending is not None:
+                chunk = Histogram.merge([self.pending, chunk])
+                # The rows kept so far seed the mini-batches with this chunk.
+                X, sample_weight = chunk.rows.astype(np.float64), chunk.weights
+            if len(chunk.rows) <= params["n_clusters"]:
+                self.pending = chunk
+                return chunk.rows.astype(np.float64), 0.0, 0
+            self.pending = None
+            self.minibatch = MiniBatchKMeans(**params)
+        self.minibatch.partial_fit(X, sample_weight=sample_weight)
         codebook = self.minibatch.cluster_centers_.copy()
-        _, sq_dist = kmeans.assign(rows.astype(np.float64), codebook)
-        return codebook, float(np.dot(sq_dist, weights)), self.minibatch.n_steps_
+        _, sq_dist = kmeans.assign(X, codebook)
+        inertia = sq_dist.sum() if sample_weight is None else sq_dist @ sample_weight
+        return codebook, float(inertia), self.minibatch.n_steps_
+
+    def _restart(self, params):
+        codebook = self.minibatch.cluster_centers_
+        self.minibatch = None
+        if params["n_clusters"] == len(codebook):
+            self.minibatch = MiniBatchKMeans(
+                **{**params, "init": codebook, "n_init": 1}
+            )
+
+    @property
+    def n_distinct(self):
+        return None if self.pending is None else len(self.pending.rows)

@@ -1,0 +1,381 @@
+"""The K-Means engine against issue 18's targets, side by side in one run.
+
+Sections (``--sections``; all by default):
+
+- ``large-k``: ``VectorQuantizer(K).fit`` on photos at K = 256, 4,096 and
+  65,536 (china only); targets: K = 4,096 at most 5 times the K = 256 time
+  of the same photo, K = 65,536 on china within 60 s.
+- ``partial-fit``: ``partial_fit`` over chunks (in image order: bands of
+  rows; and in a shuffled order) of a photo as float64 and float32 in
+  [0, 1] and as integral floats, against ``fit`` on the whole photo and
+  against :class:`~sklearn.cluster.MiniBatchKMeans` ``partial_fit`` on the
+  same chunks; on general vectors (4x4 blocks of a photo), against
+  MiniBatchKMeans. Targets: float images within 1 % of ``fit``'s
+  distortion; vectors no worse than MiniBatchKMeans.
+- ``collection``: :func:`skvq.batch.fit_codebook` of photo crops on a dask
+  ``LocalCluster`` against ``fit`` on their concatenation (target: the
+  same codebook).
+- ``big``: a float32 (N, 3) array of ``--rows`` uniform rows at K = 256,
+  ``max_iter=3``, skvq against ``KMeans(n_init=1)``, each in a fresh
+  process: time and peak memory (tracemalloc, and the peak resident size
+  less the size before the array was made). Targets: time at most
+  KMeans's, peak at most twice the input array.
+
+Times are medians of ``--rounds`` (skvq and the peer take turns); the
+machine is shared: read ratios, not seconds::
+
+    python benchmarks/bench_engine.py                  # the full run
+    python benchmarks/bench_engine.py --quick          # a smoke run
+    python benchmarks/bench_engine.py --sections big --rows 20000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+
+def timed(function, rounds):
+    """Median seconds of ``rounds`` calls, and the last result."""
+    seconds = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        result = function()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), result
+
+
+def photo(name, quick):
+    from sklearn.datasets import load_sample_image
+
+    image = load_sample_image(f"{name}.jpg")
+    return image[::4, ::4] if quick else image
+
+
+def large_k(quick, rounds):
+    from skvq import VectorQuantizer
+
+    rows, checks = [], []
+    ks = (64, 512) if quick else (256, 4096)
+    for name in ("china", "flower"):
+        X = photo(name, quick).reshape(-1, 3)
+        times = {}
+        for k in ks:
+            times[k], vq = timed(
+                lambda k=k, X=X: VectorQuantizer(k, random_state=0).fit(X), rounds
+            )
+            rows.append(
+                [
+                    name,
+                    f"{k:,}",
+                    f"{times[k]:.2f}",
+                    vq.n_iter_,
+                    f"{vq.inertia_ / len(X):.3f}",
+                ]
+            )
+        ratio = times[ks[1]] / times[ks[0]]
+        checks.append(
+            (f"{name}: K={ks[1]:,} time / K={ks[0]:,} time <= 5", ratio, ratio <= 5)
+        )
+    if not quick:
+        X = photo("china", quick).reshape(-1, 3)
+        seconds, vq = timed(lambda: VectorQuantizer(65536, random_state=0).fit(X), 1)
+        rows.append(
+            [
+                "china",
+                "65,536",
+                f"{seconds:.2f}",
+                vq.n_iter_,
+                f"{vq.inertia_ / len(X):.3f}",
+            ]
+        )
+        checks.append(("china: K=65,536 within 60 s", seconds, seconds <= 60))
+    return ["image", "K", "fit (s)", "passes", "MSE"], rows, checks
+
+
+def mse(X, codebook):
+    from skvq._engine.kmeans import assign
+
+    _, sq = assign(np.asarray(X, dtype=np.float64), codebook)
+    return float(sq.mean())
+
+
+def stream_of(make, chunks, X):
+    """The MSE on ``X`` after ``partial_fit`` of each chunk, and the seconds."""
+    model = make()
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for chunk in chunks:
+            model.partial_fit(chunk)
+    seconds = time.perf_counter() - start
+    codebook = getattr(model, "codebook_", None)
+    if codebook is None:
+        codebook = model.cluster_centers_
+    return mse(X, codebook), seconds
+
+
+def partial_fit(quick, rounds):
+    from sklearn.cluster import MiniBatchKMeans
+
+    from skvq import VectorQuantizer
+
+    k = 16 if quick else 64
+    n_chunks = 8
+    image = photo("china", quick)
+    u = image.reshape(-1, 3)
+    forms = {
+        "float64 [0, 1]": u / 255,
+        "float32 [0, 1]": (u / np.float32(255)).astype(np.float32),
+        "float64 0..255": u.astype(np.float64),
+    }
+    # 4x4 blocks of the gray photo: 16-d vectors, no levels.
+    gray = image.mean(axis=2)[: image.shape[0] // 4 * 4, : image.shape[1] // 4 * 4]
+    h, w = gray.shape
+    blocks = gray.reshape(h // 4, 4, w // 4, 4).swapaxes(1, 2).reshape(-1, 16) + 0.5
+    rows, checks = [], []
+    rng = np.random.default_rng(0)
+    for form, X in [*forms.items(), ("4x4 blocks (16-d)", blocks)]:
+        full = VectorQuantizer(k, random_state=0).fit(X)
+        reference = mse(X, full.codebook_)
+        for order_name, chunks in [
+            ("bands", np.array_split(X, n_chunks)),
+            ("shuffled", np.array_split(X[rng.permutation(len(X))], n_chunks)),
+        ]:
+            ours, our_s = stream_of(
+                lambda: VectorQuantizer(k, random_state=0), chunks, X
+            )
+            theirs, their_s = stream_of(
+                lambda: MiniBatchKMeans(k, random_state=0, n_init="auto"), chunks, X
+            )
+            rows.append(
+                [
+                    form,
+                    order_name,
+                    f"{reference:.4g}",
+                    f"{ours / reference:.4f}",
+                    f"{theirs / reference:.4f}",
+                    f"{our_s:.2f}",
+                    f"{their_s:.2f}",
+                ]
+            )
+            if form.startswith("4x4"):
+                checks.append(
+                    (
+                        f"{form}, {order_name}: MSE <= MiniBatchKMeans's",
+                        ours / theirs,
+                        ours <= theirs * (1 + 1e-9),
+                    )
+                )
+            else:
+                checks.append(
+                    (
+                        f"{form}, {order_name}: MSE within 1 % of fit",
+                        ours / reference,
+                        ours <= 1.01 * reference,
+                    )
+                )
+    header = [
+        "data",
+        "chunks",
+        "fit MSE",
+        "partial_fit / fit",
+        "MiniBatchKMeans / fit",
+        "partial_fit (s)",
+        "MiniBatchKMeans (s)",
+    ]
+    return header, rows, checks
+
+
+def collection(quick, rounds):
+    import joblib
+    from dask.distributed import Client, LocalCluster
+
+    from skvq import VectorQuantizer
+    from skvq.batch import fit_codebook
+
+    images = []
+    for name in ("china", "flower"):
+        image = photo(name, quick)
+        images += [image[: image.shape[0] // 2], image[image.shape[0] // 2 :]]
+    k = 16 if quick else 256
+    concatenated = np.concatenate([image.reshape(-1, 3) for image in images])
+    fit_s, full = timed(
+        lambda: VectorQuantizer(k, random_state=0).fit(concatenated), rounds
+    )
+    local_s, local = timed(lambda: fit_codebook(images, k, random_state=0), rounds)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+        joblib.parallel_config(backend="dask"),
+    ):
+        dask_s, on_dask = timed(lambda: fit_codebook(images, k, random_state=0), rounds)
+    rows = [
+        ["fit on the concatenation", f"{fit_s:.2f}", "reference"],
+        [
+            "fit_codebook, local",
+            f"{local_s:.2f}",
+            str(np.array_equal(local.codebook_, full.codebook_)),
+        ],
+        [
+            "fit_codebook, dask LocalCluster",
+            f"{dask_s:.2f}",
+            str(np.array_equal(on_dask.codebook_, full.codebook_)),
+        ],
+    ]
+    same = np.array_equal(on_dask.codebook_, full.codebook_)
+    checks = [
+        (
+            f"dask collection fit (K={k}) equals fit on the concatenation",
+            float(same),
+            same,
+        )
+    ]
+    return ["fit of 4 photo halves", "seconds", "same codebook"], rows, checks
+
+
+def big_worker(n_rows, which):
+    """Fit one (N, 3) float32 array in this process; print time and memory."""
+    import tracemalloc
+
+    def rss_peak_and_now():
+        with open("/proc/self/status") as status:
+            fields = dict(line.split(":", 1) for line in status)
+        return (int(fields[key].split()[0]) * 1024 for key in ("VmHWM", "VmRSS"))
+
+    from sklearn.cluster import KMeans
+
+    from skvq import VectorQuantizer
+
+    _, before = rss_peak_and_now()
+    X = np.random.default_rng(0).random((n_rows, 3), dtype=np.float32)
+    tracemalloc.start()
+    start = time.perf_counter()
+    if which == "skvq":
+        model = VectorQuantizer(256, max_iter=3, random_state=0).fit(X)
+    else:
+        model = KMeans(256, n_init=1, max_iter=3, random_state=0).fit(X)
+    seconds = time.perf_counter() - start
+    _, traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    peak, _ = rss_peak_and_now()
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "traced": traced,
+                "rss": peak - before,
+                "input": X.nbytes,
+                "inertia": float(model.inertia_),
+            }
+        )
+    )
+
+
+def big(quick, rounds, n_rows):
+    n_rows = min(n_rows, 200_000) if quick else n_rows
+    results = {}
+    for which in ("KMeans", "skvq"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--big-worker", which, "--rows", str(n_rows)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        results[which] = json.loads(out.strip().splitlines()[-1])
+    rows = []
+    for which, r in results.items():
+        rows.append(
+            [
+                which,
+                f"{n_rows:,}",
+                f"{r['seconds']:.1f}",
+                f"{r['traced'] / r['input']:.2f}",
+                f"{r['rss'] / r['input']:.2f}",
+                f"{r['inertia'] / n_rows:.6f}",
+            ]
+        )
+    ours, theirs = results["skvq"], results["KMeans"]
+    ratio = ours["seconds"] / theirs["seconds"]
+    memory = 1 + ours["traced"] / ours["input"]
+    checks = [
+        (f"{n_rows:,} rows: time <= KMeans(n_init=1)'s", ratio, ratio <= 1),
+        (
+            f"{n_rows:,} rows: input + peak allocations <= 2 x input",
+            memory,
+            memory <= 2,
+        ),
+    ]
+    header = [
+        "fit",
+        "rows",
+        "seconds",
+        "peak traced / input",
+        "peak RSS growth / input",
+        "inertia / row",
+    ]
+    return header, rows, checks
+
+
+SECTIONS = {
+    "large-k": large_k,
+    "partial-fit": partial_fit,
+    "collection": collection,
+    "big": big,
+}
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument(
+        "--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS)
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--rows", type=int, default=20_000_000, help="rows of the big array"
+    )
+    parser.add_argument(
+        "--big-worker", choices=["skvq", "KMeans"], help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.big_worker:
+        big_worker(args.rows, args.big_worker)
+        return 0
+    rounds = 1 if args.quick else args.rounds
+    print(f"load average {os.getloadavg()[0]:.1f} at the start, {os.cpu_count()} CPUs")
+    all_met = True
+    for name in args.sections:
+        function = SECTIONS[name]
+        header, rows, checks = (
+            function(args.quick, rounds, args.rows)
+            if name == "big"
+            else function(args.quick, rounds)
+        )
+        print(f"\n## {name} (load average {os.getloadavg()[0]:.1f})\n")
+        print(table(header, rows))
+        print()
+        for label, value, met in checks:
+            print(f"- [{'x' if met else ' '}] {label}: {value:.3f}")
+            all_met = all_met and met
+    return 0 if all_met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
