@@ -5,6 +5,7 @@ fast and reproducible; set HYPOTHESIS_PROFILE=thorough locally for more.
 """
 
 import os
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -33,3 +34,23 @@ def china():
 def small_photo(china):
     """A 40 x 60 crop of the sample photo: real colors, fast to fit."""
     return np.ascontiguousarray(china[200:240, 300:360])
+
+
+@pytest.fixture
+def joblib_on_dask():
+    """``with joblib_on_dask(**cluster) as (client, tasks):`` runs joblib's
+    work on a dask LocalCluster and records the tasks it ran."""
+    distributed = pytest.importorskip("dask.distributed")
+    import joblib
+
+    @contextmanager
+    def on_cluster(**cluster):
+        with (
+            distributed.LocalCluster(dashboard_address=None, **cluster) as local,
+            distributed.Client(local) as client,
+            distributed.get_task_stream(client) as tasks,
+            joblib.parallel_config(backend="dask"),
+        ):
+            yield client, tasks
+
+    return on_cluster

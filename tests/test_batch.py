@@ -3,7 +3,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 from PIL import Image
@@ -174,16 +173,9 @@ def test_plan_outputs_refuses_collisions(tmp_path):
         plan_outputs(["a/x.png", "b/x.jpg"], tmp_path, ".vq")
 
 
-def test_batch_on_a_dask_local_cluster(tmp_path, crops):
-    distributed = pytest.importorskip("dask.distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-        distributed.get_task_stream(client) as tasks,
-        joblib.parallel_config(backend="dask"),
-    ):
+def test_batch_on_a_dask_local_cluster(tmp_path, crops, joblib_on_dask):
+    cluster = dict(n_workers=2, threads_per_worker=1, processes=True)
+    with joblib_on_dask(**cluster) as (client, tasks):
         results = encode_files(
             plan_outputs(crops, tmp_path, ".vq"), k=4, random_state=0
         )

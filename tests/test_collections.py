@@ -330,19 +330,14 @@ def test_fit_codebook_of_arrays_equals_fit_on_the_concatenation(collection, form
     assert book.inertia_ == pytest.approx(full.inertia_, rel=1e-12)
 
 
-def test_fit_codebook_on_a_dask_cluster_equals_fit_on_the_concatenation(photo_dir):
-    distributed = pytest.importorskip("dask.distributed")
+def test_fit_codebook_on_a_dask_cluster_equals_fit_on_the_concatenation(
+    photo_dir, joblib_on_dask
+):
     from skvq.batch import fit_codebook
 
     paths = sorted(photo_dir.iterdir())
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-        distributed.get_task_stream(client) as tasks,
-        joblib.parallel_config(backend="dask"),
-    ):
+    cluster = dict(n_workers=1, threads_per_worker=2, processes=False)
+    with joblib_on_dask(**cluster) as (_, tasks):
         book = fit_codebook(paths, 8, random_state=0)
     # The histograms were made by tasks on the cluster.
     assert len(tasks.data) >= len(paths)
