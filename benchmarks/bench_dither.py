@@ -10,8 +10,9 @@ Images: the sample photos of ``bench_quantization.py`` and five generated
 smooth gradients (``gradient``), each at K = 16, 64, 256. Methods:
 
 - ``skvq``: ``quantize_image(image, k, random_state=0)``, no dithering;
-- ``skvq-adaptive``: what ``dither=True`` does: skvq's rounded codebook,
-  :func:`skvq.dither.refine_palette`, then :func:`skvq.dither.dither_codes`;
+- ``skvq-adaptive``: ``quantize_image(image, k, dither=True, random_state=0)``:
+  skvq's rounded codebook, then :func:`skvq.dither.dither_image` (the palette
+  fitted to the dithered image, and its codes);
 - ``skvq-adaptive-unrefined``: the same on skvq's own codebook;
 - ``skvq-fs``: textbook Floyd–Steinberg (exact search) on skvq's codebook;
 - ``skvq+pillow-fs``: skvq's codebook mapped by Pillow's Floyd–Steinberg;
@@ -150,9 +151,9 @@ def run_skvq(image, k):
 
 
 def run_skvq_adaptive(image, k):
-    _, palette = skvq_palette(image, k)  # timed: quantize + refine + dither
-    palette = dither.refine_palette(image, palette)
-    return dither.dither_codes(image, palette), palette
+    result = skvq.quantize_image(image, k, dither=True, random_state=0)  # timed
+    n_codes = len(result.codebook)
+    return result.codes, reconstruct(result.codebook, np.arange(n_codes)[:, None])
 
 
 def run_skvq_adaptive_unrefined(image, k):

@@ -422,3 +422,182 @@ def bin_sums(
                 v = values[i, c]
                 sums[cell, c] += v * weight if alpha and c < d - 1 else v
     return counts_array, sums_array, opacity_array
+
+
+
+cdef double TAPS[5]
+TAPS[:] = [1.0 / 16, 4.0 / 16, 6.0 / 16, 4.0 / 16, 1.0 / 16]
+
+
+def blurred_sums(
+    const double[:, :, ::1] values,
+    const code_t[:, ::1] codes,
+    const unsigned char[:, ::1] mask,
+    Py_ssize_t n_codes,
+):
+    """The sums of the least-squares fit of a palette to an image, through a blur.
+
+    With the codes fixed, the palette P that minimises the squared distance
+    between the image and its coded version, both blurred by the 3 x 3
+    binomial filter B (zero outside the image), solves ``gram @ P = blurred``:
+    ``gram[j, k]`` sums ``(B B)(p - q)`` (5 x 5 binomial weights) over the
+    pixels p coded j and q coded k, ``blurred[j]`` sums
+    ``(B B)(p - q) * values[q]`` over the pixels p coded j and all q. Also
+    returns each code's count and the sum of its pixels' values. Pixels where
+    ``mask`` is 0 are left out.
+    """
+    cdef Py_ssize_t height = values.shape[0], width = values.shape[1]
+    cdef int d = values.shape[2], c
+    cdef Py_ssize_t row, col, r, s, j, k
+    cdef int dy, dx
+    cdef double weight
+    cdef bint has_mask = mask is not None
+    # The values blurred by B B, rows first (masked values count as 0).
+    across_array = np.zeros((height, width, d), np.float64)
+    smooth_array = np.zeros((height, width, d), np.float64)
+    cdef double[:, :, ::1] across = across_array
+    cdef double[:, :, ::1] smooth = smooth_array
+    gram_array = np.zeros((n_codes, n_codes), np.float64)
+    blurred_array = np.zeros((n_codes, d), np.float64)
+    counts_array = np.zeros(n_codes, np.float64)
+    sums_array = np.zeros((n_codes, d), np.float64)
+    cdef double[:, ::1] gram = gram_array
+    cdef double[:, ::1] blurred = blurred_array
+    cdef double[::1] counts = counts_array
+    cdef double[:, ::1] sums = sums_array
+    with nogil:
+        for row in range(height):
+            for col in range(width):
+                for dx in range(-2, 3):
+                    s = col + dx
+                    if s < 0 or s >= width or (has_mask and not mask[row, s]):
+                        continue
+                    for c in range(d):
+                        across[row, col, c] += TAPS[dx + 2] * values[row, s, c]
+        for row in range(height):
+            for dy in range(-2, 3):
+                r = row + dy
+                if r < 0 or r >= height:
+                    continue
+                for col in range(width):
+                    for c in range(d):
+                        smooth[row, col, c] += TAPS[dy + 2] * across[r, col, c]
+        for row in range(height):
+            for col in range(width):
+                if has_mask and not mask[row, col]:
+                    continue
+                j = codes[row, col]
+                counts[j] += 1.0
+                gram[j, j] += TAPS[2] * TAPS[2] * 0.5  # the pair (p, p) once
+                for c in range(d):
+                    sums[j, c] += values[row, col, c]
+                    blurred[j, c] += smooth[row, col, c]
+                # Each other pair once here; the transpose adds the other half.
+                for dy in range(0, 3):
+                    r = row + dy
+                    if r >= height:
+                        break
+                    for dx in range(-2, 3):
+                        if dy == 0 and dx <= 0:
+                            continue
+                        s = col + dx
+                        if s < 0 or s >= width or (has_mask and not mask[r, s]):
+                            continue
+                        gram[j, codes[r, s]] += TAPS[dy + 2] * TAPS[dx + 2]
+    gram_array += gram_array.T
+    return gram_array, blurred_array, counts_array, sums_array
+
+
+def blurred_error(
+    const double[:, :, ::1] values,
+    const code_t[:, ::1] codes,
+    const double[:, ::1] palette,
+    const unsigned char[:, ::1] mask,
+    double pointwise,
+):
+    """How far a coded image is from ``values``, seen through a blur.
+
+    The sum over pixels of the squared error blurred by the 3 x 3 binomial
+    filter (zero outside the image), plus ``pointwise`` times the sum of the
+    squared error itself. Pixels where ``mask`` is 0 have no error.
+    """
+    cdef Py_ssize_t height = values.shape[0], width = values.shape[1]
+    cdef int d = values.shape[2], c
+    cdef Py_ssize_t row, col, r, s
+    cdef int dy, dx
+    cdef double total = 0.0, plain = 0.0, e
+    cdef bint has_mask = mask is not None
+    cdef double taps[3]
+    taps[:] = [0.25, 0.5, 0.25]
+    error_array = np.zeros((height, width, d), np.float64)
+    across_array = np.zeros((height, width, d), np.float64)
+    cdef double[:, :, ::1] error = error_array
+    cdef double[:, :, ::1] across = across_array
+    with nogil:
+        for row in range(height):
+            for col in range(width):
+                if has_mask and not mask[row, col]:
+                    continue
+                for c in range(d):
+                    e = values[row, col, c] - palette[codes[row, col], c]
+                    error[row, col, c] = e
+                    plain += e * e
+        for row in range(height):
+            for col in range(width):
+                for dx in range(-1, 2):
+                    s = col + dx
+                    if 0 <= s < width:
+                        for c in range(d):
+                            across[row, col, c] += taps[dx + 1] * error[row, s, c]
+        for row in range(height):
+            for col in range(width):
+                for c in range(d):
+                    e = 0.0
+                    for dy in range(-1, 2):
+                        r = row + dy
+                        if 0 <= r < height:
+                            e = e + taps[dy + 1] * across[r, col, c]
+                    total += e * e
+    return total + pointwise * plain
+
+
+def solve_positive(double[:, ::1] matrix, double[:, ::1] rhs):
+    """Solve ``matrix @ x = rhs`` in place (x into ``rhs``), ``matrix`` positive definite.
+
+    A Cholesky factorisation in one thread: for the small systems of
+    ``dither.py`` (one unknown color per palette entry) a threaded BLAS only
+    waits for its threads. Returns False if ``matrix`` is not positive
+    definite.
+    """
+    cdef Py_ssize_t n = matrix.shape[0], m = rhs.shape[1], i, j, k, c
+    cdef double total
+    cdef bint positive = True
+    with nogil:
+        for j in range(n):  # matrix's lower triangle becomes L, L L^T = matrix
+            total = matrix[j, j]
+            for k in range(j):
+                total -= matrix[j, k] * matrix[j, k]
+            if not total > 0.0:
+                positive = False
+                break
+            matrix[j, j] = sqrt(total)
+            for i in range(j + 1, n):
+                total = matrix[i, j]
+                for k in range(j):
+                    total -= matrix[i, k] * matrix[j, k]
+                matrix[i, j] = total / matrix[j, j]
+    if not positive:
+        return False
+    with nogil:
+        for c in range(m):
+            for i in range(n):  # L y = rhs
+                total = rhs[i, c]
+                for k in range(i):
+                    total -= matrix[i, k] * rhs[k, c]
+                rhs[i, c] = total / matrix[i, i]
+            for i in range(n - 1, -1, -1):  # L^T x = y
+                total = rhs[i, c]
+                for k in range(i + 1, n):
+                    total -= matrix[k, i] * rhs[k, c]
+                rhs[i, c] = total / matrix[i, i]
+    return True

@@ -35,8 +35,15 @@ import numbers
 import numpy as np
 
 from . import _dither
+from .colorspace import linear_to_srgb, srgb_to_linear
 
-__all__ = ["METHODS", "dither_codes", "refine_palette", "resolve_method"]
+__all__ = [
+    "METHODS",
+    "dither_codes",
+    "dither_image",
+    "refine_palette",
+    "resolve_method",
+]
 
 METHODS: tuple[str, ...] = ("adaptive", "floyd-steinberg")
 
@@ -48,6 +55,13 @@ _MARGIN = 1 / 20
 # of n pixels weighs n ** (1 - _FLATTEN) instead of n.
 _BINS = 32
 _FLATTEN = 0.5
+# dither_image judges a dithered image by its squared error blurred by a
+# 3 x 3 binomial filter (what the eye averages) plus this much of the plain
+# squared error (what it sees of the grain).
+_POINTWISE = 0.3
+# Its least-squares step solves one equation per palette entry, on a dense
+# system: only for palettes up to this size.
+_FIT_MAX_CODES = 1024
 
 
 def resolve_method(dither) -> str | None:
@@ -207,15 +221,124 @@ def refine_palette(
             sums = np.bincount(codes, weights[:, c] * colors[:, c], len(refined))
             used = totals > 0
             refined[used, c] = sums[used] / totals[used]
-    if given.dtype.kind in "iub":
-        info = np.iinfo(given.dtype) if given.dtype.kind != "b" else None
-        refined = np.rint(refined)
-        if info is not None:
-            refined = np.clip(refined, info.min, info.max)
-    return refined.astype(given.dtype)
+    return _like(refined, given)
+
+
+def dither_image(pixels, palette, *, method=True, mask=None, srgb=False):
+    """Dither an image with a palette fitted to how it looks once dithered.
+
+    Dithered, what the eye sees is the local average of the palette's
+    colors, so the palette that serves an image best is not the K-Means
+    one. Each candidate palette is dithered and judged by the squared error
+    between the image and the result after a 3 x 3 binomial blur (plus a
+    third of the plain squared error, for the grain): the palette as given
+    and :func:`refine_palette`'s. Then, with the codes of the better one
+    fixed, the palette that minimises that error (a linear least-squares
+    problem, one unknown color per entry; palettes of up to 1,024 entries)
+    is dithered in turn and kept if it does better. Errors are measured,
+    and colors mixed, in linear light when ``srgb`` is set, else in the
+    pixels' own space.
+
+    Parameters
+    ----------
+    pixels : array-like of shape (height, width, channels)
+        The image, as for :func:`dither_codes`.
+    palette : array-like of shape (n_codes, channels)
+        The starting palette, e.g. the K-Means codebook.
+    method : bool, None or str, default=True
+        See :func:`resolve_method`. With no dithering (``False``), the
+        palette as given and the nearest codes.
+    mask : array-like of shape (height, width), bool, optional
+        Pixels where it is False are left out and get code 0.
+    srgb : bool, default=False
+        Whether the pixels are sRGB levels (0..255), to be mixed in linear
+        light.
+
+    Returns
+    -------
+    palette : ndarray of shape (n_codes, channels)
+        Same dtype as the given palette (integer palettes are rounded and
+        kept in their range).
+    codes : ndarray of shape (height, width)
+        The image dithered with it, as :func:`dither_codes` gives.
+
+    Raises
+    ------
+    ValueError
+        As :func:`dither_codes`.
+    """
+    given = np.asarray(palette)
+    method = resolve_method(method)
+    if method is None:
+        return given.copy(), dither_codes(pixels, given, method=False, mask=mask)
+    checked, _, checked_mask = _validate(pixels, given, mask)
+    if checked.size == 0:
+        return given.copy(), dither_codes(pixels, given, method=method, mask=mask)
+    if srgb:
+        levels = srgb_to_linear(np.arange(256))
+        light = (
+            levels[checked]
+            if checked.dtype == np.uint8
+            else srgb_to_linear(checked.astype(np.float64))
+        )
+    else:
+        light = checked.astype(np.float64)
+
+    def mixed(colors):
+        colors = np.asarray(colors, np.float64)
+        return srgb_to_linear(colors) if srgb else colors
+
+    def judged(candidate):
+        codes = dither_codes(checked, candidate, method=method, mask=mask)
+        error = _dither.blurred_error(
+            light, codes, mixed(candidate), checked_mask, _POINTWISE
+        )
+        return error, candidate, codes
+
+    refined = refine_palette(checked, given, method=method, mask=mask)
+    best = min(judged(given), judged(refined), key=lambda judged: judged[0])
+    error, start, codes = best
+    if len(given) > _FIT_MAX_CODES:
+        return start, codes
+    fitted = _fit_through_blur(light, codes, mixed(start), checked_mask)
+    if srgb:
+        fitted = linear_to_srgb(np.clip(fitted, 0.0, 1.0))
+    else:
+        low, high = _dither.bounds(light.reshape(-1, light.shape[2]))
+        fitted = np.clip(fitted, low, high)
+    fitted = _like(fitted, given)
+    trial = judged(fitted)
+    return (trial[1], trial[2]) if trial[0] < error else (start, codes)
 
 
 # --- Helpers --------------------------------------------------------------------
+
+
+def _like(palette, given):
+    """``palette`` in the dtype of ``given``, rounded and clipped if integer."""
+    if given.dtype.kind in "iub":
+        info = np.iinfo(given.dtype) if given.dtype.kind != "b" else None
+        palette = np.rint(palette)
+        if info is not None:
+            palette = np.clip(palette, info.min, info.max)
+    return palette.astype(given.dtype)
+
+
+def _fit_through_blur(light, codes, palette, mask):
+    """The palette nearest ``light`` through the blur, for these codes.
+
+    Minimises the blurred squared error plus ``_POINTWISE`` times the plain
+    one; an entry no pixel has stays where it is.
+    """
+    gram, blurred, counts, sums = _dither.blurred_sums(light, codes, mask, len(palette))
+    used = np.flatnonzero(counts)
+    fitted = palette.copy()
+    system = np.ascontiguousarray(gram[np.ix_(used, used)])
+    system[np.diag_indices(len(used))] += _POINTWISE * counts[used]
+    solution = np.ascontiguousarray(blurred[used] + _POINTWISE * sums[used])
+    if _dither.solve_positive(system, solution):
+        fitted[used] = solution
+    return fitted
 
 
 def _code_dtype(n_codes):

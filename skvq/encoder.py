@@ -477,8 +477,9 @@ class Fitting:
         if metric.plain and method is None:
             # Codes of the nearest centroid, as VectorQuantizer codes them.
             return FitResult(self, quantizer, centroids, row_codes=labels)
+        codes = None
         if method is not None and not metric.alpha:
-            centroids = _refined(self.frames, centroids, metric, method)
+            centroids, codes = _refined(self.frames, centroids, metric, method)
         # The colors stored for this fit, for codebook=quantizer later.
         quantizer._skvq_centroids = (quantizer.codebook_, centroids)
         colors = round_colors(centroids)
@@ -486,9 +487,10 @@ class Fitting:
             return FitResult(
                 self, quantizer, centroids, _assign_rows(self.rows, colors, metric)
             )
-        codes = np.stack(
-            [_dither(frame, colors, metric, method) for frame in self.frames]
-        )
+        if codes is None:
+            codes = np.stack(
+                [_dither(frame, colors, metric, method) for frame in self.frames]
+            )
         return FitResult(self, quantizer, centroids, codes=codes)
 
     def pixel_codes(self, row_codes) -> np.ndarray:
@@ -566,21 +568,27 @@ def _assign_rows(rows, colors, metric) -> np.ndarray:
 
 
 def _refined(frames, centroids, metric, method):
-    """A codebook suited to dithering, if the dithering kernel offers one."""
+    """A codebook suited to dithering, and the frames' codes if they come with it.
+
+    The codes are those of the stored colors only for one frame of a plain
+    image (several frames are dithered one by one, OkLab colors are rounded
+    in sRGB after the fit).
+    """
     from . import dither as kernel
 
-    refine = getattr(kernel, "refine_palette", None)
-    if refine is None:
-        return centroids
+    fit = getattr(kernel, "dither_image", None)
+    if fit is None:
+        return centroids, None
     stacked = frames.reshape(-1, *frames.shape[2:])  # frames one above another
     if metric.plain:
-        return refine(stacked, round_colors(centroids), method=method).astype(float)
-    palette = refine(
+        palette, codes = fit(stacked, round_colors(centroids), method=method, srgb=True)
+        return palette.astype(float), codes[None] if len(frames) == 1 else None
+    palette, _ = fit(
         metric.color_features(stacked),
         metric.color_features(round_colors(centroids)),
         method=method,
     )
-    return metric.colors_of(np.asarray(palette, dtype=np.float64))
+    return metric.colors_of(np.asarray(palette, dtype=np.float64)), None
 
 
 def _dither(frame, colors, metric, method) -> np.ndarray:

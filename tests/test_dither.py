@@ -363,6 +363,137 @@ def test_refine_palette_evens_out_the_gaps_of_a_gradient():
     assert np.diff(np.sort(refined[:, 0])).max() < np.diff(start[:, 0]).max()
 
 
+# --- dither_image -------------------------------------------------------------------
+
+BINOMIAL = np.array([0.25, 0.5, 0.25])
+
+
+def blur_matrix(height, width, full):
+    """The 3 x 3 binomial blur as a matrix, zero outside the image.
+
+    Rows are output pixels: the image grown by one pixel on each side if
+    ``full``, else the image itself.
+    """
+    grow = 1 if full else 0
+    rows, cols = height + 2 * grow, width + 2 * grow
+    matrix = np.zeros((rows * cols, height * width))
+    for r in range(height):
+        for s in range(width):
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    y, x = r + dy + grow, s + dx + grow
+                    if 0 <= y < rows and 0 <= x < cols:
+                        weight = BINOMIAL[dy + 1] * BINOMIAL[dx + 1]
+                        matrix[y * cols + x, r * width + s] = weight
+    return matrix
+
+
+def oracle_error(values, codes, palette, mask, pointwise):
+    """Blurred squared error (image-sized output) plus ``pointwise`` x plain."""
+    height, width, channels = values.shape
+    error = (values - palette[codes]).reshape(-1, channels)
+    if mask is not None:
+        error[~mask.reshape(-1)] = 0
+    blurred = blur_matrix(height, width, full=False) @ error
+    return (blurred**2).sum() + pointwise * (error**2).sum()
+
+
+def oracle_fit(values, codes, palette, mask, pointwise):
+    """The palette minimising the full-blurred + pointwise error, by lstsq."""
+    height, width, channels = values.shape
+    flat = values.reshape(-1, channels).copy()
+    one_hot = np.eye(len(palette))[codes.reshape(-1)]
+    if mask is not None:
+        flat[~mask.reshape(-1)] = 0
+        one_hot[~mask.reshape(-1)] = 0
+    used = np.flatnonzero(one_hot.sum(axis=0))
+    blur = blur_matrix(height, width, full=True)
+    system = np.vstack([blur @ one_hot[:, used], np.sqrt(pointwise) * one_hot[:, used]])
+    target = np.vstack([blur @ flat, np.sqrt(pointwise) * flat])
+    fitted = np.asarray(palette, np.float64).copy()
+    fitted[used] = np.linalg.lstsq(system, target, rcond=None)[0]
+    return fitted
+
+
+small_images = st.tuples(
+    st.integers(1, 7), st.integers(1, 7), st.integers(1, 3), st.integers(1, 5)
+).flatmap(
+    lambda shape: st.tuples(
+        hnp.arrays(np.float64, shape[:3], elements=st.floats(0, 1)),
+        hnp.arrays(np.uint8, shape[:2], elements=st.integers(0, shape[3] - 1)),
+        hnp.arrays(np.float64, (shape[3], shape[2]), elements=st.floats(0, 1)),
+        hnp.arrays(bool, shape[:2]),
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(small_images, st.booleans())
+def test_blurred_error_and_fit_match_the_formulas_written_out(case, masked):
+    values, codes, palette, mask = case
+    mask = mask if masked else None
+    kernel_mask = None if mask is None else mask.view(np.uint8)
+    error = dither._dither.blurred_error(values, codes, palette, kernel_mask, 0.3)
+    assert error == pytest.approx(oracle_error(values, codes, palette, mask, 0.3))
+    fitted = dither._fit_through_blur(values, codes, palette, kernel_mask)
+    expected = oracle_fit(values, codes, palette, mask, dither._POINTWISE)
+    np.testing.assert_allclose(fitted, expected, atol=1e-8)
+
+
+def linear_error(pixels, codes, palette):
+    light = dither.srgb_to_linear(pixels.astype(np.float64))
+    return oracle_error(light, codes, dither.srgb_to_linear(palette), None, 0.3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_dither_image_does_at_least_as_well_as_either_starting_palette(seed):
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 255, 24)[None, :, None] + np.zeros((12, 1, 3))
+    pixels = np.clip(ramp + rng.normal(0, 8, ramp.shape), 0, 255).astype(np.uint8)
+    palette = rng.integers(0, 256, (5, 3)).astype(np.uint8)
+    fitted, codes = dither.dither_image(pixels, palette, srgb=True)
+    assert fitted.dtype == np.uint8 and fitted.shape == palette.shape
+    np.testing.assert_array_equal(codes, dither.dither_codes(pixels, fitted))
+    refined = dither.refine_palette(pixels, palette)
+    best_start = min(
+        linear_error(pixels, dither.dither_codes(pixels, start), start)
+        for start in (palette, refined)
+    )
+    assert linear_error(pixels, codes, fitted) <= best_start
+
+
+def test_dither_image_spreads_a_gradients_palette_to_its_ends():
+    # K-Means centroids of a ramp stop short of its ends, so dithering
+    # cannot reach them; the fit through the blur moves the end colors out.
+    ramp = np.repeat(np.linspace(0, 255, 64)[None, :, None], 16, axis=0)
+    start = (np.arange(4) * 64 + 32.0)[:, None]
+    fitted, codes = dither.dither_image(ramp, start)
+    assert fitted.min() < start.min() and fitted.max() > start.max()
+    errors = [
+        oracle_error(ramp, dither.dither_codes(ramp, p), p, None, 0.3)
+        for p in (start, dither.refine_palette(ramp, start))
+    ]
+    assert oracle_error(ramp, codes, fitted, None, 0.3) < min(errors)
+
+
+def test_dither_image_without_dithering_and_with_a_mask():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (9, 11, 3)).astype(np.uint8)
+    palette = rng.integers(0, 256, (4, 3)).astype(np.uint8)
+    same, codes = dither.dither_image(pixels, palette, method=False)
+    np.testing.assert_array_equal(same, palette)
+    nearest = dither.dither_codes(pixels, palette, method=False)
+    np.testing.assert_array_equal(codes, nearest)
+    mask = rng.random((9, 11)) < 0.7
+    fitted, codes = dither.dither_image(pixels, palette, mask=mask, srgb=True)
+    assert (codes[~mask] == 0).all()
+    changed = pixels.copy()
+    changed[~mask] = 255 - changed[~mask]  # what is behind the mask counts for nothing
+    again, codes_again = dither.dither_image(changed, palette, mask=mask, srgb=True)
+    np.testing.assert_array_equal(again, fitted)
+    np.testing.assert_array_equal(codes_again, codes)
+
+
 # --- Errors -------------------------------------------------------------------------
 
 
@@ -397,6 +528,8 @@ def test_bad_input_is_rejected_with_a_clear_error(pixels, palette, options, matc
         dither.dither_codes(pixels, palette, **options)
     with pytest.raises(ValueError, match=match):
         dither.refine_palette(pixels, palette, **options)
+    with pytest.raises(ValueError, match=match):
+        dither.dither_image(pixels, palette, **options)
 
 
 @pytest.mark.parametrize("n_passes", [-1, 1.5, "2"])
