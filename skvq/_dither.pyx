@@ -178,14 +178,26 @@ cdef class NearestSearch:
         self.pool_size += count
         return 0
 
-    cdef int nearest(self, const double* value) noexcept nogil:
-        """Index of the nearest entry to ``value``; -1 when out of memory."""
+    cdef int nearest(self, const double* value, int guess=-1) noexcept nogil:
+        """Index of the nearest entry to ``value``; -1 when out of memory.
+
+        ``guess``, an entry likely to be near (the previous pixel's), bounds
+        the distance from the start, so that the scan of the cell's list
+        stops sooner; the answer is the same.
+        """
         cdef int d = self.channels, c, j, n, best = 0
         cdef Py_ssize_t cell = 0, start
         cdef Py_ssize_t index[MAX_CHANNELS]
         cdef double best_distance = INFINITY, distance, diff, position
         cdef const double* entry
         cdef const Candidate* candidate
+        if guess >= 0:
+            entry = self.palette + guess * d
+            best_distance = 0.0
+            for c in range(d):
+                diff = value[c] - entry[c]
+                best_distance += diff * diff
+            best = guess
         for c in range(d):
             position = (value[c] - self.lo[c]) * self.inverse_step[c]
             if not (position >= 0.0 and position <= self.n_cells[c]):  # NaN too
@@ -263,7 +275,7 @@ def diffuse(
     ``targets``, if given, receives every target (for tests).
     """
     cdef Py_ssize_t height = pixels.shape[0], width = pixels.shape[1]
-    cdef int d = pixels.shape[2], c, j
+    cdef int d = pixels.shape[2], c, j = -1  # j: the last code, a guess
     cdef Py_ssize_t row, col, step, slot, end
     cdef bint has_mask = mask is not None, has_targets = targets is not None
     cdef bint clamped = max_error < INFINITY
@@ -322,7 +334,7 @@ def diffuse(
                             shift[c] *= ratio
                 for c in range(d):
                     target[c] = value[c] + shift[c]
-                j = search.nearest(target)
+                j = search.nearest(target, j)
                 if j < 0:
                     failed = True
                     break
@@ -448,15 +460,14 @@ def blurred_sums(
     """
     cdef Py_ssize_t height = values.shape[0], width = values.shape[1]
     cdef int d = values.shape[2], c
-    cdef Py_ssize_t row, col, r, s, j, k
+    cdef Py_ssize_t row, col, r, s, j, out
     cdef int dy, dx
-    cdef double weight
+    cdef double v
     cdef bint has_mask = mask is not None
-    # The values blurred by B B, rows first (masked values count as 0).
-    across_array = np.zeros((height, width, d), np.float64)
-    smooth_array = np.zeros((height, width, d), np.float64)
+    # Rows of the values blurred across (masked values count as 0), five
+    # kept at a time, for the rows blurred down.
+    across_array = np.zeros((5, width, d), np.float64)
     cdef double[:, :, ::1] across = across_array
-    cdef double[:, :, ::1] smooth = smooth_array
     gram_array = np.zeros((n_codes, n_codes), np.float64)
     blurred_array = np.zeros((n_codes, d), np.float64)
     counts_array = np.zeros(n_codes, np.float64)
@@ -466,35 +477,37 @@ def blurred_sums(
     cdef double[::1] counts = counts_array
     cdef double[:, ::1] sums = sums_array
     with nogil:
-        for row in range(height):
-            for col in range(width):
-                for dx in range(-2, 3):
-                    s = col + dx
-                    if s < 0 or s >= width or (has_mask and not mask[row, s]):
-                        continue
-                    for c in range(d):
-                        across[row, col, c] += TAPS[dx + 2] * values[row, s, c]
-        for row in range(height):
-            for dy in range(-2, 3):
-                r = row + dy
-                if r < 0 or r >= height:
-                    continue
+        for row in range(height + 2):
+            if row < height:
                 for col in range(width):
                     for c in range(d):
-                        smooth[row, col, c] += TAPS[dy + 2] * across[r, col, c]
-        for row in range(height):
+                        across[row % 5, col, c] = 0.0
+                    for dx in range(-2, 3):
+                        s = col + dx
+                        if s < 0 or s >= width or (has_mask and not mask[row, s]):
+                            continue
+                        for c in range(d):
+                            across[row % 5, col, c] += TAPS[dx + 2] * values[row, s, c]
+            out = row - 2  # the row whose 5 rows around are now across
+            if out < 0:
+                continue
             for col in range(width):
-                if has_mask and not mask[row, col]:
+                if has_mask and not mask[out, col]:
                     continue
-                j = codes[row, col]
+                j = codes[out, col]
                 counts[j] += 1.0
                 gram[j, j] += TAPS[2] * TAPS[2] * 0.5  # the pair (p, p) once
                 for c in range(d):
-                    sums[j, c] += values[row, col, c]
-                    blurred[j, c] += smooth[row, col, c]
+                    sums[j, c] += values[out, col, c]
+                    v = 0.0
+                    for dy in range(-2, 3):
+                        r = out + dy
+                        if 0 <= r < height:
+                            v = v + TAPS[dy + 2] * across[r % 5, col, c]
+                    blurred[j, c] += v
                 # Each other pair once here; the transpose adds the other half.
                 for dy in range(0, 3):
-                    r = row + dy
+                    r = out + dy
                     if r >= height:
                         break
                     for dx in range(-2, 3):
@@ -523,40 +536,45 @@ def blurred_error(
     """
     cdef Py_ssize_t height = values.shape[0], width = values.shape[1]
     cdef int d = values.shape[2], c
-    cdef Py_ssize_t row, col, r, s
-    cdef int dy, dx
+    cdef Py_ssize_t row, col, r, out
+    cdef int dy
     cdef double total = 0.0, plain = 0.0, e
     cdef bint has_mask = mask is not None
     cdef double taps[3]
     taps[:] = [0.25, 0.5, 0.25]
-    error_array = np.zeros((height, width, d), np.float64)
-    across_array = np.zeros((height, width, d), np.float64)
-    cdef double[:, :, ::1] error = error_array
+    # One row of errors (a zero column each side), and the last three rows
+    # blurred across.
+    error_array = np.zeros((width + 2, d), np.float64)
+    across_array = np.zeros((3, width, d), np.float64)
+    cdef double[:, ::1] error = error_array
     cdef double[:, :, ::1] across = across_array
     with nogil:
-        for row in range(height):
-            for col in range(width):
-                if has_mask and not mask[row, col]:
-                    continue
-                for c in range(d):
-                    e = values[row, col, c] - palette[codes[row, col], c]
-                    error[row, col, c] = e
-                    plain += e * e
-        for row in range(height):
-            for col in range(width):
-                for dx in range(-1, 2):
-                    s = col + dx
-                    if 0 <= s < width:
-                        for c in range(d):
-                            across[row, col, c] += taps[dx + 1] * error[row, s, c]
-        for row in range(height):
+        for row in range(height + 1):
+            if row < height:
+                for col in range(width):
+                    for c in range(d):
+                        e = 0.0
+                        if not (has_mask and not mask[row, col]):
+                            e = values[row, col, c] - palette[codes[row, col], c]
+                        error[col + 1, c] = e
+                        plain += e * e
+                for col in range(width):
+                    for c in range(d):
+                        across[row % 3, col, c] = (
+                            0.25 * error[col, c]
+                            + 0.5 * error[col + 1, c]
+                            + 0.25 * error[col + 2, c]
+                        )
+            out = row - 1
+            if out < 0:
+                continue
             for col in range(width):
                 for c in range(d):
                     e = 0.0
                     for dy in range(-1, 2):
-                        r = row + dy
+                        r = out + dy
                         if 0 <= r < height:
-                            e = e + taps[dy + 1] * across[r, col, c]
+                            e = e + taps[dy + 1] * across[r % 3, col, c]
                     total += e * e
     return total + pointwise * plain
 

@@ -288,8 +288,12 @@ def dither_image(pixels, palette, *, method=True, mask=None, srgb=False):
         colors = np.asarray(colors, np.float64)
         return srgb_to_linear(colors) if srgb else colors
 
+    pixel_bounds = _dither.bounds(checked.reshape(-1, checked.shape[2]))
+
     def judged(candidate):
-        codes = dither_codes(checked, candidate, method=method, mask=mask)
+        search, lo, hi = _search(checked, candidate.astype(np.float64), pixel_bounds)
+        codes = np.zeros(checked.shape[:2], _code_dtype(len(candidate)))
+        _diffuse(search, checked, codes, method, checked_mask, False, lo, hi)
         error = _dither.blurred_error(
             light, codes, mixed(candidate), checked_mask, _POINTWISE
         )
@@ -304,8 +308,7 @@ def dither_image(pixels, palette, *, method=True, mask=None, srgb=False):
     if srgb:
         fitted = linear_to_srgb(np.clip(fitted, 0.0, 1.0))
     else:
-        low, high = _dither.bounds(light.reshape(-1, light.shape[2]))
-        fitted = np.clip(fitted, low, high)
+        fitted = np.clip(fitted, *pixel_bounds)
     fitted = _like(fitted, given)
     trial = judged(fitted)
     return (trial[1], trial[2]) if trial[0] < error else (start, codes)
@@ -383,10 +386,15 @@ def _validate(pixels, palette, mask):
     return np.ascontiguousarray(pixels), palette, mask
 
 
-def _search(pixels, palette):
-    """The nearest-entry search over the box of pixels and palette, widened."""
+def _search(pixels, palette, pixel_bounds=None):
+    """The nearest-entry search over the box of pixels and palette, widened.
+
+    ``pixel_bounds``: the pixels' least and greatest values, if known.
+    """
     if pixels.size:
-        lo, hi = _dither.bounds(pixels.reshape(-1, pixels.shape[2]))
+        if pixel_bounds is None:
+            pixel_bounds = _dither.bounds(pixels.reshape(-1, pixels.shape[2]))
+        lo, hi = pixel_bounds
         lo, hi = (
             np.minimum(lo, palette.min(axis=0)),
             np.maximum(hi, palette.max(axis=0)),
