@@ -11,8 +11,8 @@ smooth gradients (``gradient``), each at K = 16, 64, 256. Methods:
 
 - ``skvq``: ``quantize_image(image, k, random_state=0)``, no dithering;
 - ``skvq-adaptive``: ``quantize_image(image, k, dither=True, random_state=0)``:
-  skvq's rounded codebook, then :func:`skvq.dither.dither_image` (the palette
-  fitted to the dithered image, and its codes);
+  skvq's rounded codebook, :func:`skvq.dither.refine_palette`, then
+  :func:`skvq.dither.dither_codes`;
 - ``skvq-adaptive-unrefined``: the same on skvq's own codebook;
 - ``skvq-fs``: textbook Floyd–Steinberg (exact search) on skvq's codebook;
 - ``skvq+pillow-fs``: skvq's codebook mapped by Pillow's Floyd–Steinberg;

@@ -23,6 +23,12 @@ Methods (``METHODS``, the first is what ``dither=True`` means):
 ``"floyd-steinberg"``
     Textbook serpentine Floyd–Steinberg, every error passed on whole.
 
+:func:`dither_image` goes further than ``dither=True`` (which refines the
+palette with :func:`refine_palette`, then dithers): it fits the palette to
+how the dithered image looks. It scores higher on SSIMULACRA2 but costs about
+two more ditherings and leaves more specks, so it is offered on its own
+(``docs/dithering.md``).
+
 The adaptive method's settings were chosen by SSIMULACRA2 on sample photos
 and generated gradients (``benchmarks/bench_dither.py``,
 ``docs/dithering.md``).

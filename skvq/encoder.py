@@ -477,9 +477,8 @@ class Fitting:
         if metric.plain and method is None:
             # Codes of the nearest centroid, as VectorQuantizer codes them.
             return FitResult(self, quantizer, centroids, row_codes=labels)
-        codes = None
         if method is not None and not metric.alpha:
-            centroids, codes = _refined(self.frames, centroids, metric, method)
+            centroids = _refined(self.frames, centroids, metric, method)
         # The colors stored for this fit, for codebook=quantizer later.
         quantizer._skvq_centroids = (quantizer.codebook_, centroids)
         colors = round_colors(centroids)
@@ -487,10 +486,9 @@ class Fitting:
             return FitResult(
                 self, quantizer, centroids, _assign_rows(self.rows, colors, metric)
             )
-        if codes is None:
-            codes = np.stack(
-                [_dither(frame, colors, metric, method) for frame in self.frames]
-            )
+        codes = np.stack(
+            [_dither(frame, colors, metric, method) for frame in self.frames]
+        )
         return FitResult(self, quantizer, centroids, codes=codes)
 
     def pixel_codes(self, row_codes) -> np.ndarray:
@@ -568,27 +566,21 @@ def _assign_rows(rows, colors, metric) -> np.ndarray:
 
 
 def _refined(frames, centroids, metric, method):
-    """A codebook suited to dithering, and the frames' codes if they come with it.
-
-    The codes are those of the stored colors only for one frame of a plain
-    image (several frames are dithered one by one, OkLab colors are rounded
-    in sRGB after the fit).
-    """
+    """A codebook suited to dithering, if the dithering kernel offers one."""
     from . import dither as kernel
 
-    fit = getattr(kernel, "dither_image", None)
-    if fit is None:
-        return centroids, None
+    refine = getattr(kernel, "refine_palette", None)
+    if refine is None:
+        return centroids
     stacked = frames.reshape(-1, *frames.shape[2:])  # frames one above another
     if metric.plain:
-        palette, codes = fit(stacked, round_colors(centroids), method=method, srgb=True)
-        return palette.astype(float), codes[None] if len(frames) == 1 else None
-    palette, _ = fit(
+        return refine(stacked, round_colors(centroids), method=method).astype(float)
+    palette = refine(
         metric.color_features(stacked),
         metric.color_features(round_colors(centroids)),
         method=method,
     )
-    return metric.colors_of(np.asarray(palette, dtype=np.float64)), None
+    return metric.colors_of(np.asarray(palette, dtype=np.float64))
 
 
 def _dither(frame, colors, metric, method) -> np.ndarray:
