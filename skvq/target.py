@@ -342,15 +342,19 @@ class _Search:
         return len(point.data) <= self.max_bytes
 
     def at(self, k):
-        """The fitted point for ``k`` colors, from the nearest one fitted."""
+        """The fitted point for ``k`` colors, from a nearby one fitted."""
         if k in self.points:
             return self.points[k]
-        near = min(self.points, key=lambda j: abs(math.log(j / k)), default=None)
+        # The nearest size that can start it, fewer colors removed first.
+        near = sorted(
+            (j for j in self.points if self._warm_from(j, k)),
+            key=lambda j: (j < k, abs(math.log(j / k))),
+        )
         with warnings.catch_warnings():
             # Fewer distinct colors than k: the codebook is those colors.
             warnings.filterwarnings("ignore", message="X has .* distinct rows")
-            if near is not None and self._warm_from(near, k):
-                start, (quantizer, labels) = self._warm(k, self.points[near])
+            if near:
+                start, (quantizer, labels) = self._warm(k, self.points[near[0]])
             else:
                 start, (quantizer, labels) = "seeds", self.fitting.fit(k)
         result = self.fitting.result(quantizer, labels)
@@ -480,8 +484,16 @@ class _Search:
                 k = self._predict(start, self._target_value())
             else:  # lossless: fewer colors
                 k = start / 2
-        # Aim a little past the target, to meet it.
-        k = round(k * (1 + _AIM if self.psnr is not None else 1 - _AIM))
+        # Aim a little past the target, to meet it. Growing towards a PSNR,
+        # at least one color past: a size that meets it is then shrunk from
+        # its own codebook (cheap), where growing again would start from
+        # scratch below _WARM_MIN colors.
+        if self.psnr is None:
+            k = round(k * (1 - _AIM))
+        elif best is None or k > best:
+            k = round(max(k * (1 + _AIM), k + 1))
+        else:
+            k = round(k * (1 + _AIM))
         low = 0 if low is None else low
         high = self.max_k + 1 if high is None else high
         k = int(np.clip(k, low + 1, high - 1))
