@@ -39,11 +39,12 @@ table, never through an ``n_samples x K`` distance matrix (and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import grid, lloyd
+from . import grid, lloyd, sweep
 from .colors import (
     distinct_keys,
     levels,
@@ -130,6 +131,10 @@ def fit_codebook(
     )
     found = levels(X)
     if found is None:
+        if sweep.suits(X) and algorithm == "lloyd":
+            fitted = sweep.fit(X, sample_weight, n_clusters, params)
+            if fitted is not None:
+                return fitted
         return _fit_vectors(X, sample_weight, n_clusters, params)
     histogram = Histogram.of_levels(found, sample_weight)
     return _fit_levels(X, found, sample_weight, histogram, n_clusters, params)
@@ -145,20 +150,19 @@ def _fit_levels(X, found, sample_weight, histogram, n_clusters, params):
     # Past the seeding, the passes run to a fixed point (tol=0) over-relaxed.
     relaxation = lloyd.RELAXATION if params.tol == 0 else 1.0
 
-    def run(points, level_weights, centers, level_coordinates, return_labels=False):
+    def run(points, level_weights, centers, level_coordinates, **options):
         return lloyd.run(
             points,
             level_weights,
             centers,
             params.max_iter,
             params.tol,
-            relaxation=relaxation,
-            return_labels=return_labels,
             coordinates=level_coordinates,
+            **{"relaxation": relaxation, **options},
         )
 
-    def on_the_rows(centers):
-        return run(values, weights, centers, coordinates, return_labels=True)
+    def on_the_rows(centers, **options):
+        return run(values, weights, centers, coordinates, return_labels=True, **options)
 
     if not isinstance(init := params.init, str):
         # Given centers: Lloyd from them, on the rows themselves.
@@ -180,7 +184,10 @@ def _fit_levels(X, found, sample_weight, histogram, n_clusters, params):
         fitted = on_the_rows(centers)
     else:
         # No histogram is coarse enough: the seeds are drawn on the rows,
-        # and each seeding's Lloyd run is the fit's.
+        # and each seeding's Lloyd run is the fit's. Plain, as the seeding's
+        # always are: over-relaxed steps from seeds make more epochs (new
+        # candidate lists), and at large K those cost more than the passes
+        # they save.
         fitted = best_of(
             values.astype(np.float64, copy=False),
             weights,
@@ -188,7 +195,8 @@ def _fit_levels(X, found, sample_weight, histogram, n_clusters, params):
             init=init,
             n_init=params.n_init,
             random_state=params.random_state,
-            refine=on_the_rows,
+            refine=functools.partial(on_the_rows, relaxation=1.0),
+            coordinates=coordinates,
         )
     centers, inertia, n_iter, labels = fitted
     if params.algorithm == "breathing":
