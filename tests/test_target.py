@@ -236,3 +236,33 @@ def test_cli_size_units(text, n_bytes):
     from skvq.cli import _byte_size
 
     assert _byte_size(text) == n_bytes
+
+
+@given(
+    spread=st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(0, 6)),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=15, deadline=None)
+def test_first_slope_is_the_split_estimate_of_the_clusters(spread, seed):
+    # 16 far-apart colors, each with pixels at +-a, +-b and +-c along the
+    # three channels: the K=16 fit finds these clusters, whose scatter
+    # matrices are diagonal, a principal variance of max(a, b, c)**2 and a
+    # total of a**2 + b**2 + c**2 (per pair of pixels), written out here.
+    a, b, c = spread
+    rng = np.random.default_rng(seed)
+    grid = np.array(
+        [[r, g, 100] for r in (20, 80, 140, 200) for g in (30, 110, 170, 230)]
+    )
+    centers = grid + rng.integers(0, 20, size=grid.shape)
+    offsets = np.array(
+        [[a, 0, 0], [-a, 0, 0], [0, b, 0], [0, -b, 0], [0, 0, c], [0, 0, -c]]
+    )
+    pixels = (centers[:, None, :] + offsets[None, :, :]).reshape(16, 6, 3)
+    image = np.clip(pixels, 0, 255).astype(np.uint8)
+    search = target._Search(
+        encoder.fitting(image[np.newaxis], random_state=seed), 40.0, None, None, 65536
+    )
+    search.at(16)
+    removed = (2 / math.pi) * max(a, b, c) ** 2 / (a**2 + b**2 + c**2)
+    slope = -1.4 * 10 * math.log10(1 - removed) + 0.19 / 2
+    assert search._doubling_gain(16) == pytest.approx(min(max(slope, 2.0), 4.0))
