@@ -10,7 +10,7 @@ from setuptools.command.build_ext import build_ext
 
 OPENMP = ["-fopenmp"]
 # The K-Means engine's compiled modules (skvq/_engine/<name>.pyx).
-ENGINE = ["_openmp", "_colors", "_grid", "_lloyd", "_seeding"]
+ENGINE = ["_openmp", "_colors", "_grid", "_lloyd", "_seeding", "_sweep"]
 # Release builds: Python's own CFLAGS ask for debug info (-g), which made the
 # wheel's extension modules several MB. The last -g option wins.
 NO_DEBUG_INFO = ["-g0"]

@@ -256,7 +256,7 @@ def _collection_histogram(images, *, mode="RGB", n_jobs=None, progress=None):
     """The color histogram of all the images (see :func:`fit_codebook`)."""
     from joblib import Parallel, delayed
 
-    from ._engine.stream import Histogram
+    from ._engine.histogram import Histogram
 
     if mode not in ("RGB", "RGBA", "L", "LA"):
         raise ValueError(f"mode must be RGB, RGBA, L or LA, got {mode!r}.")
@@ -290,7 +290,7 @@ def _histogram(image, mode):
     """The histogram of one image file (every frame) or array of pixels."""
     import numpy as np
 
-    from ._engine.stream import Histogram
+    from ._engine.histogram import Histogram
 
     if not isinstance(image, (str, os.PathLike)):
         pixels = np.asarray(image)

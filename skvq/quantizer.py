@@ -77,6 +77,12 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     histograms, and exact passes over the distinct colors finish the job.
     Float data holding only integers 0..255 (an image cast to float) takes
     that path too, with the same result as its ``uint8`` form.
+    Big float data whose values are no image levels (at least 1.5 million
+    rows of float32 or float64, at most four features) are seeded on a
+    histogram of their rows (the weighted mean row of each cell of a fine
+    grid), and the Lloyd passes then read the rows where they are: no
+    float64 copy, about 5 bytes a row besides the data, and a fixed point
+    all the same.
 
     Parameters
     ----------

@@ -1,5 +1,6 @@
 """Tests of the exact K-Means engine: fixed points, determinism, equivalences."""
 
+import tracemalloc
 import warnings
 from unittest import mock
 
@@ -11,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.datasets import load_sample_image
 
 from skvq import VectorQuantizer
-from skvq._engine import _colors, _grid, colors, grid, lloyd, seeding, threads
+from skvq._engine import _colors, _grid, colors, grid, lloyd, seeding, sweep, threads
 from skvq._engine import kmeans as _kmeans
 
 
@@ -1001,3 +1002,97 @@ def test_data_that_are_no_levels_fit_no_worse_than_kmeans(
     assert ours.inertia_ <= theirs.inertia_ * (1 + 1e-9)
     codes = ours.transform(X)[:, 0]
     np.testing.assert_array_equal(codes, brute_force_codes(X, ours.codebook_))
+
+
+# -- Big float data: passes over the rows in place (sweep.py) -------------------
+
+
+def integer_vectors(seed, n_features, dtype, n_rows=400):
+    """Rows full of ties that are no levels (negative), in ``dtype``."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-40, 40, size=(n_rows, n_features)).astype(dtype)
+    assert colors.levels(X) is None
+    return X
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 30),
+    n_features=st.integers(1, 4),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    weighted=st.booleans(),
+)
+def test_sweep_passes_are_those_of_brute_force_lloyd(
+    seed, k, n_features, dtype, weighted
+):
+    X = integer_vectors(seed, n_features, dtype)
+    rng = np.random.default_rng(seed + 1)
+    weights = rng.integers(1, 4, len(X)).astype(float) if weighted else None
+    rows = np.unique(X, axis=0)
+    start = rows[rng.choice(len(rows), min(k, len(rows)), replace=False)]
+    start = start.astype(np.float64)
+    with mock.patch.object(sweep, "SWEEP_MIN_ROWS", 0):
+        codebook, inertia, n_iter, codes = _kmeans.fit_codebook(
+            X,
+            weights,
+            len(start),
+            init=start,
+            n_init=1,
+            max_iter=1000,
+            tol=0,
+            random_state=0,
+            return_codes=True,
+        )
+    w = np.ones(len(X)) if weights is None else weights
+    expected, expected_iter, _ = reference_lloyd(X.astype(np.float64), w, start)
+    assert n_iter == expected_iter < 1000
+    np.testing.assert_allclose(codebook, expected, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(codes, brute_force_codes(X, codebook))
+    sq = exact_sq_distances(X, codebook)
+    assert inertia == pytest.approx(w @ sq[np.arange(len(X)), codes], rel=1e-12)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 60),
+    n_features=st.integers(1, 4),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_sweep_seeded_on_its_histogram_ends_at_a_brute_force_fixed_point(
+    seed, k, n_features, dtype
+):
+    # With a histogram cell per two rows, the larger k find too few cells
+    # and are fitted by the bounded passes instead: both end alike.
+    X = integer_vectors(seed, n_features, dtype)
+    with (
+        mock.patch.object(sweep, "SWEEP_MIN_ROWS", 0),
+        mock.patch.object(sweep, "ROWS_PER_HISTOGRAM_CELL", 2),
+    ):
+        codebook, _, _, codes = _kmeans.fit_codebook(
+            X,
+            None,
+            k,
+            init="k-means++",
+            n_init=1,
+            max_iter=1000,
+            tol=0,
+            random_state=seed,
+            return_codes=True,
+        )
+    assert len(codebook) == k
+    np.testing.assert_array_equal(codes, brute_force_codes(X, codebook))
+    assert_lloyd_fixed_point(X, codebook, codes)
+
+
+def test_big_float32_data_are_fitted_without_a_float64_copy():
+    # Issue 18: 20 M rows of float32 took 13.8 times their size; a float64
+    # copy alone is twice their size. The sweep keeps 5 bytes a row.
+    X = np.random.default_rng(0).random((sweep.SWEEP_MIN_ROWS, 3), dtype=np.float32)
+    tracemalloc.start()
+    try:
+        codes = VectorQuantizer(16, max_iter=2, random_state=0).fit_transform(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.75 * X.nbytes
+    assert codes.dtype == np.uint8

@@ -116,6 +116,10 @@ def greedy_kmeans_plusplus(
 # The potential kept in the tree is summed afresh each time it falls below
 # this fraction of what it was when last summed afresh.
 cdef double REBUILD = 1e-3
+# The trials of a centroid run on threads only when they look at so many
+# points in all: later centroids change a few points each, and handing out
+# their trials would cost more than it saves.
+cdef Py_ssize_t PARALLEL_MIN_POINTS = 100_000
 
 
 cdef inline double _box_sq_distance(
@@ -135,11 +139,12 @@ cdef struct Layout:
     # The points grouped by cell, the cells grouped by block (a coarser
     # cell), and what a trial must know to skip a cell or a block: its box
     # and the largest squared distance of its points to their nearest
-    # centroid.
-    const double* points  # (n, d), in their order
+    # centroid. The points, their weights and distances are kept cell by
+    # cell, so that a trial reads them in order, not one cache miss each.
+    const double* points  # (n, d), cell by cell
     const double* weights
     Py_ssize_t d
-    const Py_ssize_t* point_of  # (n,) the points, cell by cell
+    const Py_ssize_t* point_of  # (n,) each one's index in the given order
     const Py_ssize_t* cell_start  # (n_cells + 1,)
     const double* cell_lo  # (n_cells, d)
     const double* cell_hi
@@ -149,7 +154,7 @@ cdef struct Layout:
     const double* block_lo  # (n_blocks, d)
     const double* block_hi
     double* block_max  # (n_blocks,)
-    double* closest  # (n,)
+    double* closest  # (n,), cell by cell
     Py_ssize_t n_positive  # points of positive potential
 
 
@@ -159,7 +164,7 @@ cdef double _reduction(const Layout* g, const double* x) noexcept nogil:
     Only the points of the cells that may come nearer to ``x`` than to
     their centroid are looked at.
     """
-    cdef Py_ssize_t b, c, p, i, d = g.d
+    cdef Py_ssize_t b, c, p, d = g.d
     cdef double sq, total = 0.0
     for b in range(g.n_blocks):
         if _box_sq_distance(x, &g.block_lo[b * d], &g.block_hi[b * d], d) >= g.block_max[b]:
@@ -168,10 +173,9 @@ cdef double _reduction(const Layout* g, const double* x) noexcept nogil:
             if _box_sq_distance(x, &g.cell_lo[c * d], &g.cell_hi[c * d], d) >= g.cell_max[c]:
                 continue
             for p in range(g.cell_start[c], g.cell_start[c + 1]):
-                i = g.point_of[p]
-                sq = sq_distance(&g.points[i * d], x, d)
-                if sq < g.closest[i]:
-                    total += g.weights[i] * (g.closest[i] - sq)
+                sq = sq_distance(&g.points[p * d], x, d)
+                if sq < g.closest[p]:
+                    total += g.weights[p] * (g.closest[p] - sq)
     return total
 
 
@@ -182,14 +186,12 @@ cdef void _fenwick_add(double* tree, Py_ssize_t n, Py_ssize_t i, double value) n
         i += i & -i
 
 
-cdef void _fenwick_build(
-    double* tree, Py_ssize_t n, const double* weights, const double* closest
-) noexcept nogil:
-    """The tree of the potentials ``weights * closest``, in O(n)."""
-    cdef Py_ssize_t i, parent
+cdef void _fenwick_build(double* tree, Py_ssize_t n, const Layout* g) noexcept nogil:
+    """The tree of the points' potentials in their given order, in O(n)."""
+    cdef Py_ssize_t i, p, parent
     tree[0] = 0.0
-    for i in range(n):
-        tree[i + 1] = weights[i] * closest[i]
+    for p in range(n):
+        tree[g.point_of[p] + 1] = g.weights[p] * g.closest[p]
     for i in range(1, n + 1):
         parent = i + (i & -i)
         if parent <= n:
@@ -217,9 +219,14 @@ cdef Py_ssize_t _fenwick_find(const double* tree, Py_ssize_t n, double target) n
     return min(position, n - 1)
 
 
-cdef void _add_centroid(Layout* g, const double* x, double* tree, Py_ssize_t n) noexcept nogil:
-    """Bring the points nearer to ``x`` than to their centroid to it."""
-    cdef Py_ssize_t b, c, p, i, d = g.d
+cdef Py_ssize_t _add_centroid(
+    Layout* g, const double* x, double* tree, Py_ssize_t n
+) noexcept nogil:
+    """Bring the points nearer to ``x`` than to their centroid to it.
+
+    Returns how many points it looked at (about as many as a trial does).
+    """
+    cdef Py_ssize_t b, c, p, d = g.d, looked = 0
     cdef double sq, largest
     cdef bint changed
     for b in range(g.n_blocks):
@@ -230,15 +237,15 @@ cdef void _add_centroid(Layout* g, const double* x, double* tree, Py_ssize_t n) 
             if _box_sq_distance(x, &g.cell_lo[c * d], &g.cell_hi[c * d], d) >= g.cell_max[c]:
                 continue
             largest = 0.0
+            looked += g.cell_start[c + 1] - g.cell_start[c]
             for p in range(g.cell_start[c], g.cell_start[c + 1]):
-                i = g.point_of[p]
-                sq = sq_distance(&g.points[i * d], x, d)
-                if sq < g.closest[i]:
-                    _fenwick_add(tree, n, i, g.weights[i] * (sq - g.closest[i]))
-                    g.closest[i] = sq
+                sq = sq_distance(&g.points[p * d], x, d)
+                if sq < g.closest[p]:
+                    _fenwick_add(tree, n, g.point_of[p], g.weights[p] * (sq - g.closest[p]))
+                    g.closest[p] = sq
                     if sq == 0:
                         g.n_positive -= 1
-                largest = max(largest, g.closest[i])
+                largest = max(largest, g.closest[p])
             changed = changed or largest != g.cell_max[c]
             g.cell_max[c] = largest
         if changed:
@@ -246,6 +253,7 @@ cdef void _add_centroid(Layout* g, const double* x, double* tree, Py_ssize_t n) 
             for c in range(g.block_start[b], g.block_start[b + 1]):
                 largest = max(largest, g.cell_max[c])
             g.block_max[b] = largest
+    return looked
 
 
 def grid_kmeans_plusplus(
@@ -293,9 +301,11 @@ def grid_kmeans_plusplus(
     """
     cdef Py_ssize_t n = points.shape[0], d = points.shape[1], n_trials = draws.shape[1]
     cdef Py_ssize_t n_clusters = draws.shape[0] + 1, n_cells = cell_start.shape[0] - 1
-    cdef Py_ssize_t c, t, i, p, b, best
+    cdef Py_ssize_t c, t, i, p, b, f, best, looked = n
     cdef double total, built
     chosen_array = np.empty(n_clusters, dtype=np.intp)
+    in_cells_array = np.empty((n, d))
+    weights_in_cells_array = np.empty(n)
     closest_array = np.empty(n)
     tree_array = np.zeros(n + 1)
     cell_max_array = np.zeros(n_cells)
@@ -303,6 +313,8 @@ def grid_kmeans_plusplus(
     candidates_array = np.empty(n_trials, dtype=np.intp)
     reductions_array = np.empty(n_trials)
     cdef Py_ssize_t[::1] chosen = chosen_array
+    cdef double[:, ::1] in_cells = in_cells_array
+    cdef double[::1] weights_in_cells = weights_in_cells_array
     cdef double[::1] closest = closest_array
     cdef double[::1] tree = tree_array
     cdef double[::1] cell_max = cell_max_array
@@ -310,7 +322,7 @@ def grid_kmeans_plusplus(
     cdef Py_ssize_t[::1] candidates = candidates_array
     cdef double[::1] reductions = reductions_array
     cdef Layout g
-    g.points, g.weights, g.d = &points[0, 0], &weights[0], d
+    g.points, g.weights, g.d = &in_cells[0, 0], &weights_in_cells[0], d
     g.point_of, g.cell_start = &point_of[0], &cell_start[0]
     g.cell_lo, g.cell_hi, g.cell_max = &cell_lo[0, 0], &cell_hi[0, 0], &cell_max[0]
     g.n_blocks, g.block_start = block_start.shape[0] - 1, &block_start[0]
@@ -319,14 +331,18 @@ def grid_kmeans_plusplus(
     with nogil:
         chosen[0] = first
         g.n_positive = 0
-        for i in range(n):
-            closest[i] = sq_distance(&points[i, 0], &points[first, 0], d)
-            g.n_positive += closest[i] > 0
-        _fenwick_build(&tree[0], n, &weights[0], &closest[0])
+        for p in range(n):
+            i = point_of[p]
+            for f in range(d):
+                in_cells[p, f] = points[i, f]
+            weights_in_cells[p] = weights[i]
+            closest[p] = sq_distance(&points[i, 0], &points[first, 0], d)
+            g.n_positive += closest[p] > 0
+        _fenwick_build(&tree[0], n, &g)
         built = _fenwick_total(&tree[0], n)
         for c in range(n_cells):
             for p in range(cell_start[c], cell_start[c + 1]):
-                cell_max[c] = max(cell_max[c], closest[point_of[p]])
+                cell_max[c] = max(cell_max[c], closest[p])
         for b in range(g.n_blocks):
             for c in range(block_start[b], block_start[b + 1]):
                 block_max[b] = max(block_max[b], cell_max[c])
@@ -336,7 +352,7 @@ def grid_kmeans_plusplus(
                 # The tree's sums carry the rounding of every update, of the
                 # order of the potential when it was built: rebuilt before
                 # that matters.
-                _fenwick_build(&tree[0], n, &weights[0], &closest[0])
+                _fenwick_build(&tree[0], n, &g)
                 total = built = _fenwick_total(&tree[0], n)
             for t in range(n_trials):
                 # With every point a centroid, the tree holds only rounding:
@@ -345,12 +361,16 @@ def grid_kmeans_plusplus(
                     _fenwick_find(&tree[0], n, draws[c - 1, t] * total)
                     if g.n_positive > 0 else n - 1
                 )
-            for t in prange(n_trials, schedule="dynamic", num_threads=n_threads):
+            for t in prange(
+                n_trials,
+                schedule="dynamic",
+                num_threads=n_threads if looked * n_trials >= PARALLEL_MIN_POINTS else 1,
+            ):
                 reductions[t] = _reduction(&g, &points[candidates[t], 0])
             best = 0
             for t in range(1, n_trials):
                 if reductions[t] > reductions[best]:
                     best = t
             chosen[c] = candidates[best]
-            _add_centroid(&g, &points[candidates[best], 0], &tree[0], n)
+            looked = _add_centroid(&g, &points[candidates[best], 0], &tree[0], n)
     return chosen_array

@@ -25,6 +25,8 @@ _DENSE_MAX_FEATURES = 3
 # From this many samples on, distinct colors come from counting them in
 # dense tables rather than from sorting their keys.
 DENSE_COUNT_MIN_SAMPLES = 2**22
+# levels() first looks at so many rows.
+_SAMPLE_ROWS = 4096
 
 
 def pack(X):
@@ -212,6 +214,10 @@ def levels(X):
         return None
     if X.dtype == np.uint8:
         return Levels(X, 8, None, 1.0)
+    if len(X) > _SAMPLE_ROWS and levels(X[:_SAMPLE_ROWS]) is None:
+        # Rows that are not all levels are seen in the first few, mostly:
+        # then no copy of all of X is made to find out.
+        return None
     if X.dtype.kind == "f":
         X = as_uint8_if_exact(X)
         if X.dtype == np.uint8:

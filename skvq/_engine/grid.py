@@ -122,7 +122,7 @@ def occupied_cells(coordinates, bits):
     return occupied, index[ids].astype(np.intp)
 
 
-def _cell_coordinates(cells, bits, n_features):
+def cell_coordinates(cells, bits, n_features):
     """The coordinates of cells from their ids."""
     codes = np.empty((len(cells), n_features), dtype=_code_dtype(bits))
     for j in range(n_features):
@@ -137,7 +137,7 @@ def cell_means(values, weights, coordinates, bits):
     """
     occupied, inverse = occupied_cells(coordinates, bits)
     sums, totals = group_sums(values, weights, inverse, len(occupied))
-    cells = _cell_coordinates(occupied, bits, coordinates.codes.shape[1])
+    cells = cell_coordinates(occupied, bits, coordinates.codes.shape[1])
     return sums / totals[:, None], totals, Coordinates(cells, bits, coordinates.level)
 
 
@@ -165,7 +165,12 @@ class Grid:
         cells. Each level is ``((box_lo, box_hi), parent_of_box)``.
         """
         rows = np.ascontiguousarray(rows)
-        lo, hi = _colors.group_bounds(rows, rows, self.cell_of_row, self.n_cells)
+        return self.pyramid(
+            *_colors.group_bounds(rows, rows, self.cell_of_row, self.n_cells)
+        )
+
+    def pyramid(self, lo, hi):
+        """The pyramid of boxes (see :meth:`boxes`) above the finest boxes."""
         pyramid = []
         for parent_of_box in self.parents:
             pyramid.append(((lo, hi), parent_of_box))
@@ -193,7 +198,7 @@ def build(coordinates, n_rows):
     while bits > POOL_LEVELS and 2 ** (bits * n_features) > n_rows:
         bits -= 1
     cells, cell_of_row = occupied_cells(coordinates, bits)
-    side = _cell_coordinates(cells, bits, n_features).astype(np.intp)
+    side = cell_coordinates(cells, bits, n_features).astype(np.intp)
     parents = []
     for level_bits in range(bits, max(bits - POOL_LEVELS, 0), -1):
         side = side >> 1

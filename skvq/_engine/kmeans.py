@@ -13,7 +13,8 @@ up to four channels, four more steps make it fast:
    ``_seeding.pyx``) and the first Lloyd
    passes run on a coarse color histogram (the weighted mean color of each
    occupied cell of a 32-level grid), a few thousand points however large
-   the image.
+   the image. For large codebooks, no histogram has enough cells: the seeds
+   are drawn on the distinct colors, and the seeding's Lloyd run is the fit.
 3. Lloyd's iteration then runs on finer histograms (64 and 128 levels) when
    each has at most half as many cells as the next finer level (a start
    nearer the end saves more of the dearer passes than it costs), and
@@ -38,9 +39,12 @@ table, never through an ``n_samples x K`` distance matrix (and
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 
-from . import grid, lloyd
+from . import grid, lloyd, sweep
 from .colors import (
     distinct_keys,
     levels,
@@ -49,6 +53,7 @@ from .colors import (
     unique_rows,
     unpack,
 )
+from .histogram import Histogram
 from .seeding import best_of, seed
 
 # Levels per channel of the coarse color histograms converged on first.
@@ -61,6 +66,20 @@ MIN_COARSENING = 2
 # seeds where many pixels are, and the fit ends up to 0.3 dB below
 # KMeans on all pixels at K = 256 (benchmarks/bench_quality.py).
 MIN_SEEDING_CELLS = 2
+
+
+@dataclass(frozen=True)
+class FitParams:
+    """What :func:`fit_codebook` is asked: KMeans's parameters of the fit,
+    and whether to return the codes."""
+
+    init: object
+    n_init: object
+    max_iter: int
+    tol: float
+    random_state: object
+    algorithm: str = "lloyd"
+    return_codes: bool = False
 
 
 def fit_codebook(
@@ -107,109 +126,95 @@ def fit_codebook(
         the last assignment of the fit (as :func:`assign` would give, in the
         same dtype).
     """
-    params = dict(
-        init=init,
-        n_init=n_init,
-        max_iter=max_iter,
-        tol=tol,
-        random_state=random_state,
-        algorithm=algorithm,
-        return_codes=return_codes,
+    params = FitParams(
+        init, n_init, max_iter, tol, random_state, algorithm, return_codes
     )
     found = levels(X)
     if found is None:
-        return _fit_vectors(X, sample_weight, n_clusters, **params)
-    return _fit_levels(X, found, sample_weight, n_clusters, **params)
+        if sweep.suits(X) and algorithm == "lloyd":
+            fitted = sweep.fit(X, sample_weight, n_clusters, params)
+            if fitted is not None:
+                return fitted
+        return _fit_vectors(X, sample_weight, n_clusters, params)
+    histogram = Histogram.of_levels(found, sample_weight)
+    return _fit_levels(X, found, sample_weight, histogram, n_clusters, params)
 
 
-def _fit_levels(
-    X,
-    found,
-    sample_weight,
-    n_clusters,
-    *,
-    init,
-    n_init,
-    max_iter,
-    tol,
-    random_state,
-    algorithm,
-    return_codes,
-):
-    """:func:`fit_codebook` of rows whose values are ``found`` levels."""
-    rows, weights = unique_rows(found.codes, sample_weight)
-    keep = weights > 0
-    rows, weights = rows[keep], weights[keep]
-    values = found.values(rows)
-    if len(rows) <= n_clusters:
-        return _the_distinct_rows(X, values.astype(np.float64), return_codes)
-    coordinates = grid.Coordinates(rows, found.bits, found.level)
-    if isinstance(init, str):
-        histograms = coarse_levels(values, weights, coordinates, n_clusters)
-        seed_points, seed_weights, _ = (
-            histograms.pop(0) if histograms else (values, weights, coordinates)
+def _fit_levels(X, found, sample_weight, histogram, n_clusters, params):
+    """:func:`fit_codebook` of rows whose values are ``found`` levels, on
+    their ``histogram``."""
+    values, weights = histogram.rows, histogram.weights
+    coordinates = histogram.coordinates
+    if len(values) <= n_clusters:
+        return _the_distinct_rows(X, values.astype(np.float64), params.return_codes)
+    # Past the seeding, the passes run to a fixed point (tol=0) over-relaxed.
+    relaxation = lloyd.RELAXATION if params.tol == 0 else 1.0
+
+    def run(points, level_weights, centers, level_coordinates, **options):
+        return lloyd.run(
+            points,
+            level_weights,
+            centers,
+            params.max_iter,
+            params.tol,
+            coordinates=level_coordinates,
+            **{"relaxation": relaxation, **options},
         )
+
+    def on_the_rows(centers, **options):
+        return run(values, weights, centers, coordinates, return_labels=True, **options)
+
+    if not isinstance(init := params.init, str):
+        # Given centers: Lloyd from them, on the rows themselves.
+        fitted = on_the_rows(np.asarray(init, dtype=np.float64))
+    elif histograms := coarse_levels(values, weights, coordinates, n_clusters):
+        seed_points, seed_weights, _ = histograms.pop(0)
         centers = seed(
             seed_points.astype(np.float64, copy=False),
             seed_weights,
             n_clusters,
             init=init,
-            n_init=n_init,
-            max_iter=max_iter,
-            tol=tol,
-            random_state=random_state,
+            n_init=params.n_init,
+            max_iter=params.max_iter,
+            tol=params.tol,
+            random_state=params.random_state,
         )
-    else:  # given centers: Lloyd from them, on the rows themselves
-        histograms, centers = [], np.asarray(init, dtype=np.float64)
-    # Past the seeding, the passes run to a fixed point (tol=0) over-relaxed.
-    relaxation = lloyd.RELAXATION if tol == 0 else 1.0
-    for points, level_weights, level_coordinates in histograms:
-        centers, _, _ = lloyd.run(
-            points,
-            level_weights,
-            centers,
-            max_iter,
-            tol,
-            relaxation=relaxation,
-            coordinates=level_coordinates,
+        for points, level_weights, level_coordinates in histograms:
+            centers, _, _ = run(points, level_weights, centers, level_coordinates)
+        fitted = on_the_rows(centers)
+    else:
+        # No histogram is coarse enough: the seeds are drawn on the rows,
+        # and each seeding's Lloyd run is the fit's. Plain, as the seeding's
+        # always are: over-relaxed steps from seeds make more epochs (new
+        # candidate lists), and at large K those cost more than the passes
+        # they save.
+        fitted = best_of(
+            values.astype(np.float64, copy=False),
+            weights,
+            n_clusters,
+            init=init,
+            n_init=params.n_init,
+            random_state=params.random_state,
+            refine=functools.partial(on_the_rows, relaxation=1.0),
+            coordinates=coordinates,
         )
-    centers, inertia, n_iter, labels = lloyd.run(
-        values,
-        weights,
-        centers,
-        max_iter,
-        tol,
-        relaxation=relaxation,
-        return_labels=True,
-        coordinates=coordinates,
-    )
-    if algorithm == "breathing":
+    centers, inertia, n_iter, labels = fitted
+    if params.algorithm == "breathing":
         centers, inertia, n_iter, labels = _breathe(
-            values, weights, centers, labels, inertia, n_iter, max_iter, coordinates
+            values, weights, centers, labels, inertia, n_iter, params, coordinates
         )
-    if not return_codes:
+    if not params.return_codes:
         return centers, inertia, n_iter
-    if not keep.all():
-        # Samples map to distinct rows only through a new search here.
+    if sample_weight is not None and not np.all(sample_weight > 0):
+        # Samples of no weight may have no row in the histogram: they are
+        # assigned by a new search.
         return centers, inertia, n_iter, assign(X, centers, return_distance=False)[0]
     code_dtype = np.min_scalar_type(len(centers) - 1)
-    codes = look_up(found.codes, pack(rows), labels.astype(code_dtype))
+    codes = look_up(found.codes, pack(coordinates.codes), labels.astype(code_dtype))
     return centers, inertia, n_iter, codes
 
 
-def _fit_vectors(
-    X,
-    sample_weight,
-    n_clusters,
-    *,
-    init,
-    n_init,
-    max_iter,
-    tol,
-    random_state,
-    algorithm,
-    return_codes,
-):
+def _fit_vectors(X, sample_weight, n_clusters, params):
     """:func:`fit_codebook` of data that are not levels: K-Means on every sample.
 
     The seeds are those :class:`~sklearn.cluster.KMeans` picks for the same
@@ -224,7 +229,7 @@ def _fit_vectors(
     )
     if np.count_nonzero(weights) <= n_clusters:
         rows, _ = unique_rows(points[weights > 0])
-        return _the_distinct_rows(X, rows, return_codes)
+        return _the_distinct_rows(X, rows, params.return_codes)
     coordinates = grid.Coordinates.quantized(points)
 
     def refine(centers):
@@ -236,38 +241,40 @@ def _fit_vectors(
             points,
             weights,
             centers,
-            max_iter,
-            tol,
+            params.max_iter,
+            params.tol,
             return_labels=True,
             coordinates=coordinates,
         )
 
     try:
-        if isinstance(init, str):
+        if isinstance(params.init, str):
             centers, inertia, n_iter, labels = best_of(
                 points,
                 weights,
                 n_clusters,
-                init=init,
-                n_init=n_init,
-                random_state=random_state,
+                init=params.init,
+                n_init=params.n_init,
+                random_state=params.random_state,
                 refine=refine,
             )
         else:
-            centers, inertia, n_iter, labels = refine(np.array(init, dtype=float))
+            centers, inertia, n_iter, labels = refine(
+                np.array(params.init, dtype=float)
+            )
     except _FewerRows:
         rows, _ = unique_rows(points[weights > 0])
-        return _the_distinct_rows(X, rows, return_codes)
-    if algorithm == "breathing":
+        return _the_distinct_rows(X, rows, params.return_codes)
+    if params.algorithm == "breathing":
         centers, inertia, n_iter, labels = _breathe(
-            points, weights, centers, labels, inertia, n_iter, max_iter, coordinates
+            points, weights, centers, labels, inertia, n_iter, params, coordinates
         )
-    if not return_codes:
+    if not params.return_codes:
         return centers, inertia, n_iter
     return centers, inertia, n_iter, labels.astype(np.min_scalar_type(n_clusters - 1))
 
 
-def _breathe(rows, weights, centers, labels, inertia, n_iter, max_iter, coordinates):
+def _breathe(rows, weights, centers, labels, inertia, n_iter, params, coordinates):
     """Breathing k-means from Lloyd's fixed point (``algorithm="breathing"``)."""
     from .refine import breathe
 
@@ -277,7 +284,7 @@ def _breathe(rows, weights, centers, labels, inertia, n_iter, max_iter, coordina
         centers,
         labels,
         inertia,
-        max_iter=max_iter,
+        max_iter=params.max_iter,
         coordinates=coordinates,
     )
     return centers, inertia, n_iter + more_iter, labels

@@ -30,7 +30,9 @@ def seed(points, weights, n_clusters, *, init, n_init, max_iter, tol, random_sta
     return best[0]
 
 
-def best_of(points, weights, n_clusters, *, init, n_init, random_state, refine):
+def best_of(
+    points, weights, n_clusters, *, init, n_init, random_state, refine, coordinates=None
+):
     """The best of ``n_init`` seedings refined, as in KMeans.
 
     ``n_init="auto"`` runs one k-means++ seeding or ten random ones, like
@@ -38,7 +40,8 @@ def best_of(points, weights, n_clusters, *, init, n_init, random_state, refine):
     probability proportional to their weight. The seedings draw one after
     the other from ``random_state``, as KMeans's do. ``refine(centers)``
     returns a tuple whose second item is the inertia; the one with the
-    least is returned.
+    least is returned. ``coordinates`` (:class:`~skvq._engine.grid.Coordinates`)
+    place the points on the grid of the seeding, if it takes one.
     """
     random_state = check_random_state(random_state)
     if n_init == "auto":
@@ -50,7 +53,9 @@ def best_of(points, weights, n_clusters, *, init, n_init, random_state, refine):
             f"on {len(points):,} points"
         )
         if init == "k-means++":
-            chosen = kmeans_plusplus(points, weights, n_clusters, random_state)
+            chosen = kmeans_plusplus(
+                points, weights, n_clusters, random_state, coordinates
+            )
         else:
             chosen = random_state.choice(
                 len(points), n_clusters, replace=False, p=weights / weights.sum()
@@ -61,7 +66,7 @@ def best_of(points, weights, n_clusters, *, init, n_init, random_state, refine):
     return best
 
 
-def kmeans_plusplus(points, weights, n_clusters, random_state):
+def kmeans_plusplus(points, weights, n_clusters, random_state, coordinates=None):
     """Greedy k-means++ seeding, as :func:`sklearn.cluster.kmeans_plusplus`.
 
     Same algorithm, number of trials per centroid (``2 + log(k)``) and
@@ -77,18 +82,25 @@ def kmeans_plusplus(points, weights, n_clusters, random_state):
     n_threads = threads.for_work(len(points), threads.SEEDING_POINTS)
     if len(points) * (n_clusters - 1) > _GRID_MIN_WORK and points.shape[1] <= 4:
         return _seeding.grid_kmeans_plusplus(
-            points, weights, first, draws, *_blocks_of_cells(points), n_threads
+            points,
+            weights,
+            first,
+            draws,
+            *_blocks_of_cells(points, coordinates),
+            n_threads,
         )
     return _seeding.greedy_kmeans_plusplus(points, weights, first, draws, n_threads)
 
 
-def _blocks_of_cells(points):
+def _blocks_of_cells(points, coordinates=None):
     """The points cell by cell, the cells block by block, and their boxes.
 
-    Cells are those of the finest grid of :func:`grid.build`, blocks those
-    of its coarsest.
+    Cells are those of the finest grid of :func:`grid.build` (of the points
+    at ``coordinates``, by default their own), blocks those of its coarsest.
     """
-    cells = grid.build(grid.Coordinates.of(points), len(points))
+    if coordinates is None:
+        coordinates = grid.Coordinates.of(points)
+    cells = grid.build(coordinates, len(points))
     pyramid = cells.boxes(points)
     (cell_lo, cell_hi), _ = pyramid[0]
     (block_lo, block_hi), _ = pyramid[-1]

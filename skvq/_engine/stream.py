@@ -1,83 +1,15 @@
-"""Color histograms (mergeable) and the state of partial_fit between chunks."""
+"""The state of partial_fit between chunks."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
 from . import kmeans
-from .colors import levels, unique_rows
+from .histogram import Histogram
 
 # The parameters of VectorQuantizer that the fit of a stream reads.
 FIT_PARAMS = ("n_clusters", "init", "n_init", "max_iter", "tol", "random_state")
-
-
-@dataclass(frozen=True)
-class Histogram:
-    """The distinct rows of some samples and the weight of each.
-
-    K-Means on the distinct rows weighted by their counts is K-Means on the
-    samples: same objective, same iterations, the same codebook as
-    :func:`~skvq._engine.kmeans.fit_codebook` on the samples (bit for bit).
-    Histograms of parts of a collection add up (:meth:`merge`) to that of
-    the whole, whatever the order, so they can be made where the images
-    are (joblib or dask workers) and reduced to one fit.
-
-    Attributes
-    ----------
-    rows : ndarray of shape (n_distinct, n_features)
-        Sorted as :func:`~skvq._engine.colors.unique_rows` sorts them:
-        uint8 for 8-bit levels, float64 values for other levels, else in
-        the dtype of the samples.
-    weights : ndarray of shape (n_distinct,), float64
-        Positive.
-    """
-
-    rows: np.ndarray
-    weights: np.ndarray
-
-    @classmethod
-    def of(cls, X, sample_weight=None):
-        """The histogram of ``X``, from its level codes when its values are
-        levels (:func:`~skvq._engine.colors.levels`), else from its rows."""
-        found = levels(X)
-        if found is None:
-            rows, weights = unique_rows(np.asarray(X), sample_weight)
-        else:
-            codes, weights = unique_rows(found.codes, sample_weight)
-            rows = found.values(codes)
-        keep = weights > 0
-        return cls(rows[keep], weights[keep])
-
-    @classmethod
-    def merge(cls, histograms):
-        """The histogram of all the samples of ``histograms``."""
-        histograms = list(histograms)
-        if len(histograms) == 1:
-            return histograms[0]
-        dtypes = {h.rows.dtype for h in histograms}
-        dtype = dtypes.pop() if len(dtypes) == 1 else np.float64
-        rows = np.concatenate([h.rows.astype(dtype, copy=False) for h in histograms])
-        return cls.of(rows, np.concatenate([h.weights for h in histograms]))
-
-    @property
-    def n_samples(self):
-        return float(self.weights.sum())
-
-    def fit(self, params):
-        """The codebook, inertia and passes of ``fit_codebook`` on these samples."""
-        return kmeans.fit_codebook(
-            self.rows,
-            self.weights,
-            params["n_clusters"],
-            init=params["init"],
-            n_init=params["n_init"],
-            max_iter=params["max_iter"],
-            tol=params["tol"],
-            random_state=params["random_state"],
-        )
 
 
 class HistogramStream:
@@ -102,7 +34,16 @@ class HistogramStream:
         if self.histogram is not None:
             chunk = Histogram.merge([self.histogram, chunk])
         self.histogram = chunk
-        return self.histogram.fit(params)
+        return kmeans.fit_codebook(
+            chunk.rows,
+            chunk.weights,
+            params["n_clusters"],
+            init=params["init"],
+            n_init=params["n_init"],
+            max_iter=params["max_iter"],
+            tol=params["tol"],
+            random_state=params["random_state"],
+        )
 
     @property
     def n_distinct(self):
