@@ -1,5 +1,6 @@
 """The .vq Pillow plugin: Image.open, save and save_all after ``import skvq``."""
 
+import functools
 import io
 import struct
 import warnings
@@ -447,7 +448,10 @@ def test_animation_file_is_closed(tmp_path):
 # Metadata
 
 
+@functools.cache
 def metadata():
+    # Built once: createProfile stamps the current time into the profile, so
+    # two profiles made a second apart differ.
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
     exif[0x010E] = "a vector-quantized test image"  # ImageDescription
