@@ -39,7 +39,9 @@ _AIM = 0.015
 _WARM_REACH = 0.25
 # Below this many colors a fit from scratch, on coarse color histograms
 # first, costs less than Lloyd's iterations over every distinct color from
-# a nearby codebook.
+# a smaller codebook with split clusters (coffee, 18 to 19 colors: 0.29 s
+# against 0.07 s). Removing a few codewords from a larger one costs 0.1 to
+# 0.9 of a fit from scratch at any size.
 _WARM_MIN = 48
 # The model, per doubling of K. PSNR gains 0.19 dB less each doubling
 # (about 2.8 dB from K = 16 to 32 on photos, 2.0 dB from 256 to 512;
