@@ -82,7 +82,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     histogram of their rows (the weighted mean row of each cell of a fine
     grid), and the Lloyd passes then read the rows where they are: no
     float64 copy, about 5 bytes a row besides the data, and a fixed point
-    all the same.
+    all the same. ``transform`` codes them the same way.
 
     Parameters
     ----------

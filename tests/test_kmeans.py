@@ -1084,6 +1084,28 @@ def test_sweep_seeded_on_its_histogram_ends_at_a_brute_force_fixed_point(
     assert_lloyd_fixed_point(X, codebook, codes)
 
 
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 300),
+    n_features=st.integers(1, 4),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    spread=st.sampled_from([1, 40, 400]),
+)
+def test_sweep_assigns_every_row_as_brute_force(seed, k, n_features, dtype, spread):
+    # Codewords anywhere, beyond the rows' box too (a codebook fitted on
+    # other data), many ties: each row gets the nearest, the lowest on ties.
+    X = integer_vectors(seed, n_features, dtype)
+    codebook = np.random.default_rng(seed + 1).integers(
+        -spread, spread, size=(k, n_features)
+    )
+    with mock.patch.object(sweep, "SWEEP_MIN_ROWS", 0):
+        codes, distances = _kmeans.assign(
+            X, codebook.astype(float), return_distance=False
+        )
+    assert distances is None and codes.dtype == np.min_scalar_type(k - 1)
+    np.testing.assert_array_equal(codes, brute_force_codes(X, codebook))
+
+
 def test_big_float32_data_are_fitted_without_a_float64_copy():
     # Issue 18: 20 M rows of float32 took 13.8 times their size; a float64
     # copy alone is twice their size. The sweep keeps 5 bytes a row.
@@ -1096,3 +1118,18 @@ def test_big_float32_data_are_fitted_without_a_float64_copy():
         tracemalloc.stop()
     assert peak < 0.75 * X.nbytes
     assert codes.dtype == np.uint8
+
+
+def test_big_float32_data_are_coded_without_a_float64_copy():
+    X = np.random.default_rng(0).random((sweep.SWEEP_MIN_ROWS, 3), dtype=np.float32)
+    quantizer = VectorQuantizer(16, max_iter=2, random_state=0).fit(X[:100_000])
+    tracemalloc.start()
+    try:
+        codes = quantizer.transform(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.75 * X.nbytes
+    np.testing.assert_array_equal(
+        codes[:1000, 0], brute_force_codes(X[:1000], quantizer.codebook_)
+    )

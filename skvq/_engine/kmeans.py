@@ -359,6 +359,8 @@ def assign(X, codebook, *, return_distance=True):
     if X.shape[0] == 0:
         return np.zeros(0, dtype=code_dtype), np.zeros(0) if return_distance else None
     found = levels(X)
+    if found is None and not return_distance and sweep.suits(X):
+        return sweep.assign(X, codebook), None
     if found is None:
         labels, distance = grid.nearest(np.asarray(X, dtype=np.float64), codebook)
         codes = labels.astype(code_dtype)

@@ -55,13 +55,8 @@ def fit(X, sample_weight, n_clusters, params):
     """
     X = np.ascontiguousarray(X)
     weights = None if sample_weight is None else np.asarray(sample_weight, float)
-    lo = X.min(axis=0).astype(np.float64)
-    span = float(np.max(X.max(axis=0).astype(np.float64) - lo))
+    lo, span, scale = _extent(X)
     n_features = X.shape[1]
-
-    def scale(bits):
-        return 2**bits / span if span > 0 else 0.0
-
     if isinstance(params.init, str):
         # Fewer rows get fewer cells: some rows per cell on average.
         cells = min(HISTOGRAM_CELLS, len(X) // ROWS_PER_HISTOGRAM_CELL)
@@ -88,6 +83,32 @@ def fit(X, sample_weight, n_clusters, params):
         centers = np.array(params.init, dtype=np.float64)
     passes = _Passes(X, weights, lo, span, scale, n_clusters)
     return passes.run(centers, params)
+
+
+def assign(X, codebook):
+    """The nearest codeword of each row of big float data (the lowest index
+    on ties), the rows read in place: one pass of :func:`fit`'s.
+
+    Returns the codes in the smallest unsigned dtype that holds
+    ``len(codebook) - 1``.
+    """
+    X = np.ascontiguousarray(X)
+    codebook = np.ascontiguousarray(codebook, dtype=np.float64)
+    passes = _Passes(X, None, *_extent(X), len(codebook))
+    passes.assign(codebook, first=True)
+    return passes.labels
+
+
+def _extent(X):
+    """The least value of each feature, the greatest extent of the features,
+    and the scale that maps them onto a grid of ``2**bits`` cells a side."""
+    lo = X.min(axis=0).astype(np.float64)
+    span = float(np.max(X.max(axis=0).astype(np.float64) - lo))
+
+    def scale(bits):
+        return 2**bits / span if span > 0 else 0.0
+
+    return lo, span, scale
 
 
 class _Passes:
