@@ -15,6 +15,11 @@ import numpy as np
 from skvq._engine._common cimport CHUNKS
 from skvq._engine._grid cimport nearest_three
 
+# The sums of the chunks of a pass take at most this many values, as in
+# _lloyd.pyx (fewer chunks for large codebooks).
+cdef enum:
+    _CHUNK_SUMS_MAX = 1 << 21
+
 ctypedef fused value_t:
     float
     double
@@ -205,7 +210,10 @@ def assign(
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
     cdef Py_ssize_t n_cells = cell_start.shape[0] - 1, t
-    cdef Py_ssize_t n_chunks = min(CHUNKS, n_cells)
+    # Fewer chunks for large codebooks: their sums take (k, d + 1) values each.
+    cdef Py_ssize_t n_chunks = min(
+        CHUNKS, n_cells, max(8, _CHUNK_SUMS_MAX // (k * (d + 1)))
+    )
     cdef bint weighted = weights is not None
     if not weighted:
         weights = np.zeros(1)
