@@ -276,7 +276,7 @@ def _demo(args):
     from PIL import Image
     from sklearn.datasets import load_sample_image
 
-    from .image import quantize_image
+    from .imaging import quantize_image
     from .io import save
     from .metrics import psnr
 

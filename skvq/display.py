@@ -12,7 +12,7 @@ from html import escape
 
 import numpy as np
 
-from .image import QuantizedImage, image_to_array, quantize_image
+from .imaging import QuantizedImage, image_to_array, quantize_image
 from .metrics import psnr
 
 __all__ = ["Comparison", "compare", "compare_k"]

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .image import image_to_array, quantize_image
+from .imaging import image_to_array, quantize_image
 from .metrics import psnr
 
 __all__ = ["RateDistortionDisplay", "plot_k_grid"]

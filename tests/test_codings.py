@@ -22,7 +22,7 @@ from skvq import _context
 from skvq import format as vq
 from skvq.cli import main as cli_main
 from skvq.format.codings import context as context_coding
-from skvq.image import reconstruct
+from skvq.imaging import reconstruct
 
 RUN_CODINGS = ["zstd", "bz2"]
 # Signature, HEAD, and the 12 bytes around BOOK, INDX and DONE.

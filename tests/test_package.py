@@ -35,7 +35,7 @@ def test_every_public_name_resolves(name):
 
 
 def test_lazy_names_are_the_submodule_objects():
-    from skvq.image import quantize_image
+    from skvq.imaging import quantize_image
     from skvq.quantizer import VectorQuantizer
 
     assert skvq.VectorQuantizer is VectorQuantizer
