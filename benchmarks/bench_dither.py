@@ -11,9 +11,10 @@ smooth gradients (``gradient``), each at K = 16, 64, 256. Methods:
 
 - ``skvq``: ``quantize_image(image, k, random_state=0)``, no dithering;
 - ``skvq-adaptive``: ``quantize_image(image, k, dither=True, random_state=0)``:
-  skvq's rounded codebook, :func:`skvq.dither.refine_palette`, then
+  skvq's rounded codebook, :func:`skvq.dither.fit_palette`, then
   :func:`skvq.dither.dither_codes`;
-- ``skvq-adaptive-unrefined``: the same on skvq's own codebook;
+- ``skvq-adaptive-unrefined``: :func:`skvq.dither.dither_codes` on skvq's own
+  codebook (no palette fitting);
 - ``skvq-fs``: textbook Floyd–Steinberg (exact search) on skvq's codebook;
 - ``skvq+pillow-fs``: skvq's codebook mapped by Pillow's Floyd–Steinberg;
 - ``imagequant-0`` / ``imagequant-1``: libimagequant at dithering level 0
@@ -25,8 +26,8 @@ Measures, on the RGB result: SSIMULACRA2 (the ``ssimulacra2`` package: higher
 is better, 90 is visually lossless, 70 high quality, 50 medium), PSNR, mean
 CIEDE2000 (``skimage.color.deltaE_ciede2000``), specks (see
 :func:`count_specks`), the seconds from the RGB array to codes and palette
-(median of ``--repeats`` runs, for ``skvq-adaptive``: quantize, refine,
-dither; and ``imagequant-1``), and the
+(median of ``--repeats`` runs, for ``skvq-adaptive``: quantize, fit the
+palette, dither; and ``imagequant-1``), and the
 bytes of the file (for skvq and
 libimagequant, undithered and dithered) as .vq (``coding="auto"``) and as PNG-8 (Pillow,
 ``optimize=True``, then oxipng at its default level 2).

@@ -51,13 +51,14 @@ for name, image in images.items():
 # nearest color; ``"floyd-steinberg"`` passes every error on whole; the
 # adaptive method (the default) damps and bounds the error, which keeps
 # isolated far colors ("specks") out of flat areas, and
-# :func:`~skvq.dither.refine_palette` first evens out the gaps between the
-# palette's colors, which dithering turns into coarse grain.
+# :func:`~skvq.dither.fit_palette` first fits the palette to how the
+# dithered image looks (K-Means leaves gaps between colors that dithering
+# turns into coarse grain), as ``dither=True`` does.
 
 
 def render(image, palette, method):
     if method == "adaptive":
-        palette = dither.refine_palette(image, palette)
+        palette = dither.fit_palette(image, palette, srgb=True)
     return palette[dither.dither_codes(image, palette, method=method)]
 
 

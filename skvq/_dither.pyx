@@ -19,9 +19,10 @@ receives damped and optionally bounded: see ``diffuse``.
 """
 
 from libc.math cimport INFINITY, floor, sqrt
-from libc.stdlib cimport free, malloc, qsort, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
 
+cimport cython
 import numpy as np
 
 ctypedef fused pixel_t:
@@ -37,6 +38,8 @@ cdef enum:
     MAX_CHANNELS = 4
     # Cells of the grid at most; a cell costs 12 bytes until it is used.
     MAX_CELLS = 1 << 21
+    # Fine cells per coarse cell along each axis.
+    SPLIT = 2
 
 
 cdef struct Candidate:
@@ -44,16 +47,31 @@ cdef struct Candidate:
     int index
 
 
-cdef int _by_floor(const void* a, const void* b) noexcept nogil:
-    cdef const Candidate* x = <const Candidate*> a
-    cdef const Candidate* y = <const Candidate*> b
-    if x.floor < y.floor:
-        return -1
-    if x.floor > y.floor:
-        return 1
-    return (x.index > y.index) - (x.index < y.index)
+cdef inline bint _before(const Candidate* x, const Candidate* y) noexcept nogil:
+    return x.floor < y.floor or (x.floor == y.floor and x.index < y.index)
 
 
+cdef int[8] GAPS
+GAPS[:] = [701, 301, 132, 57, 23, 10, 4, 1]  # Ciura's
+
+
+cdef void _sort_by_floor(Candidate* items, Py_ssize_t n) noexcept nogil:
+    """Shell sort by floor, then index: libc's qsort calls a function per
+    comparison, and the lists are short (tens of entries)."""
+    cdef Py_ssize_t g, gap, i, j
+    cdef Candidate item
+    for g in range(8):
+        gap = GAPS[g]
+        for i in range(gap, n):
+            item = items[i]
+            j = i
+            while j >= gap and _before(&item, &items[j - gap]):
+                items[j] = items[j - gap]
+                j -= gap
+            items[j] = item
+
+
+@cython.final
 cdef class NearestSearch:
     """Exact nearest palette entry (squared Euclidean, lowest index on ties).
 
@@ -77,48 +95,70 @@ cdef class NearestSearch:
     cdef Py_ssize_t cell_stride[MAX_CHANNELS]
     cdef Py_ssize_t* cell_start  # -1 until the cell's list is made
     cdef int* cell_count
+    # A coarser grid, ``split`` times coarser along each axis: a cell's list
+    # is made from the list of the coarse cell around it.
+    cdef int split
+    cdef double coarse_step[MAX_CHANNELS]
+    cdef Py_ssize_t coarse_stride[MAX_CHANNELS]
+    cdef Py_ssize_t* coarse_start
+    cdef int* coarse_count
     cdef Candidate* pool
     cdef Py_ssize_t pool_size, pool_capacity
     cdef Candidate* scratch
-    cdef double* ceiling
 
     def __cinit__(self, palette, lo, hi, Py_ssize_t n_queries=0):
         cdef const double[:, ::1] entries = np.ascontiguousarray(palette, np.float64)
         cdef const double[::1] low = np.ascontiguousarray(lo, np.float64)
         cdef const double[::1] high = np.ascontiguousarray(hi, np.float64)
         cdef Py_ssize_t k = entries.shape[0], d = entries.shape[1], c, total = 1
-        cdef Py_ssize_t per_axis
+        cdef Py_ssize_t per_axis, coarse_total
         if not 1 <= d <= MAX_CHANNELS or k < 1 or k > 65536:
             raise ValueError("1 to 4 channels and 1 to 65,536 entries expected")
         self.n_codes, self.channels = k, d
         self.palette = <double*> malloc(k * d * sizeof(double))
         self.scratch = <Candidate*> malloc(k * sizeof(Candidate))
-        self.ceiling = <double*> malloc(k * sizeof(double))
-        if self.palette == NULL or self.scratch == NULL or self.ceiling == NULL:
+        if self.palette == NULL or self.scratch == NULL:
             raise MemoryError()
         for c in range(k * d):
             self.palette[c] = entries[c // d, c % d]
-        # About two cells per palette spacing along each axis.
+        # About two coarse cells per palette spacing along each axis, and
+        # SPLIT times finer cells.
         per_axis = <Py_ssize_t> (2.0 * (<double> k) ** (1.0 / d) + 1.0)
         per_axis = min(per_axis, <Py_ssize_t> ((<double> MAX_CELLS) ** (1.0 / d)))
         if n_queries > 0:  # about 16 values per cell at least
             per_axis = min(per_axis, <Py_ssize_t> ((n_queries / 16.0) ** (1.0 / d)))
         per_axis = max(4, per_axis)
+        self.split = SPLIT
+        if (<double> (SPLIT * per_axis)) ** d > MAX_CELLS or (
+            n_queries > 0 and (<double> (SPLIT * per_axis)) ** d > n_queries / 16.0
+        ):
+            self.split = 1
+        coarse_total = 1
         for c in range(d):
             self.lo[c], self.hi[c] = low[c], high[c]
             if not high[c] > low[c]:
                 self.hi[c] = low[c] + 1.0
-            self.n_cells[c] = per_axis
-            self.step[c] = (self.hi[c] - self.lo[c]) / per_axis
-            self.inverse_step[c] = per_axis / (self.hi[c] - self.lo[c])
+            self.coarse_step[c] = (self.hi[c] - self.lo[c]) / per_axis
+            self.coarse_stride[c] = coarse_total
+            coarse_total *= per_axis
+            self.n_cells[c] = per_axis * self.split
+            self.step[c] = (self.hi[c] - self.lo[c]) / self.n_cells[c]
+            self.inverse_step[c] = self.n_cells[c] / (self.hi[c] - self.lo[c])
             self.cell_stride[c] = total
-            total *= per_axis
+            total *= self.n_cells[c]
         self.cell_start = <Py_ssize_t*> malloc(total * sizeof(Py_ssize_t))
         self.cell_count = <int*> malloc(total * sizeof(int))
-        if self.cell_start == NULL or self.cell_count == NULL:
+        self.coarse_start = <Py_ssize_t*> malloc(coarse_total * sizeof(Py_ssize_t))
+        self.coarse_count = <int*> malloc(coarse_total * sizeof(int))
+        if (
+            self.cell_start == NULL or self.cell_count == NULL
+            or self.coarse_start == NULL or self.coarse_count == NULL
+        ):
             raise MemoryError()
         for c in range(total):
             self.cell_start[c] = -1
+        for c in range(coarse_total):
+            self.coarse_start[c] = -1
         self.pool_capacity = 4 * k + 4096
         self.pool = <Candidate*> malloc(self.pool_capacity * sizeof(Candidate))
         if self.pool == NULL:
@@ -128,64 +168,104 @@ cdef class NearestSearch:
     def __dealloc__(self):
         free(self.palette)
         free(self.scratch)
-        free(self.ceiling)
         free(self.cell_start)
         free(self.cell_count)
+        free(self.coarse_start)
+        free(self.coarse_count)
         free(self.pool)
 
-    cdef int _make_list(self, Py_ssize_t cell, const Py_ssize_t* index) noexcept nogil:
-        """Fill the candidate list of a cell; -1 when out of memory."""
-        cdef int k = self.n_codes, d = self.channels, j, c, count = 0
+    cdef Py_ssize_t _make_list(
+        self, const Py_ssize_t* index, const double* step,
+        const Candidate* source, int n_source, int* count_out,
+    ) noexcept nogil:
+        """The candidate list of the cell ``index`` of a grid of ``step``.
+
+        Candidates are taken from ``source`` (every entry if NULL): it must
+        hold every entry that may be nearest to a point of the cell. Returns
+        where the list starts in the pool, -1 when out of memory.
+        """
+        cdef int k = self.n_codes, d = self.channels, i, j, c, count = 0
         cdef double box_lo, box_hi, p, near, far, slack, floor_sum, ceiling_sum
         cdef double least_ceiling = INFINITY
         cdef const double* entry
         cdef Candidate* grown
-        cdef Py_ssize_t capacity
-        for j in range(k):
+        cdef Py_ssize_t capacity, start
+        if source != NULL:
+            k = n_source
+        for i in range(k):
+            j = source[i].index if source != NULL else i
             entry = self.palette + j * d
             floor_sum = 0.0
             ceiling_sum = 0.0
             for c in range(d):
                 # Widened a little: a value that rounds into this cell is inside.
-                slack = 1e-9 * self.step[c]
-                box_lo = self.lo[c] + index[c] * self.step[c] - slack
-                box_hi = self.lo[c] + (index[c] + 1) * self.step[c] + slack
+                slack = 1e-9 * step[c]
+                box_lo = self.lo[c] + index[c] * step[c] - slack
+                box_hi = self.lo[c] + (index[c] + 1) * step[c] + slack
                 p = entry[c]
                 near = box_lo - p if p < box_lo else (p - box_hi if p > box_hi else 0.0)
                 far = p - box_lo if p - box_lo > box_hi - p else box_hi - p
                 floor_sum += near * near
                 ceiling_sum += far * far
-            self.scratch[j].floor = floor_sum
-            self.scratch[j].index = j
-            self.ceiling[j] = ceiling_sum
+            self.scratch[i].floor = floor_sum
+            self.scratch[i].index = j
             if ceiling_sum < least_ceiling:
                 least_ceiling = ceiling_sum
-        for j in range(k):
-            if self.scratch[j].floor <= least_ceiling:
-                self.scratch[count] = self.scratch[j]
+        for i in range(k):
+            if self.scratch[i].floor <= least_ceiling:
+                self.scratch[count] = self.scratch[i]
                 count += 1
-        qsort(self.scratch, count, sizeof(Candidate), _by_floor)
+        _sort_by_floor(self.scratch, count)
         if self.pool_size + count > self.pool_capacity:
             capacity = 2 * (self.pool_size + count)
             grown = <Candidate*> realloc(self.pool, capacity * sizeof(Candidate))
             if grown == NULL:
                 return -1
             self.pool, self.pool_capacity = grown, capacity
-        for j in range(count):
-            self.pool[self.pool_size + j] = self.scratch[j]
-        self.cell_start[cell] = self.pool_size
-        self.cell_count[cell] = count
+        start = self.pool_size
+        for i in range(count):
+            self.pool[start + i] = self.scratch[i]
         self.pool_size += count
+        count_out[0] = count
+        return start
+
+    cdef int _make_cell(self, Py_ssize_t cell, const Py_ssize_t* index) noexcept nogil:
+        """Fill the list of a cell (and its coarse cell's); -1 when out of memory."""
+        cdef Py_ssize_t coarse = 0, start
+        cdef Py_ssize_t coarse_index[MAX_CHANNELS]
+        cdef int c, count
+        if self.split == 1:
+            start = self._make_list(index, self.step, NULL, 0, &count)
+        else:
+            for c in range(self.channels):
+                coarse_index[c] = index[c] // self.split
+                coarse += coarse_index[c] * self.coarse_stride[c]
+            if self.coarse_start[coarse] < 0:
+                start = self._make_list(
+                    coarse_index, self.coarse_step, NULL, 0, &count
+                )
+                if start < 0:
+                    return -1
+                self.coarse_start[coarse], self.coarse_count[coarse] = start, count
+            # The pool may move while the list is made: the source is read first.
+            start = self._make_list(
+                index, self.step, self.pool + self.coarse_start[coarse],
+                self.coarse_count[coarse], &count,
+            )
+        if start < 0:
+            return -1
+        self.cell_start[cell], self.cell_count[cell] = start, count
         return 0
 
-    cdef int nearest(self, const double* value, int guess=-1) noexcept nogil:
+    cdef inline int nearest(self, const double* value, int guess, int d) noexcept nogil:
         """Index of the nearest entry to ``value``; -1 when out of memory.
 
-        ``guess``, an entry likely to be near (the previous pixel's), bounds
-        the distance from the start, so that the scan of the cell's list
-        stops sooner; the answer is the same.
+        ``guess``, an entry likely to be near (the previous pixel's) or -1,
+        bounds the distance from the start, so that the scan of the cell's
+        list stops sooner; the answer is the same. ``d`` is the number of
+        channels (a constant where the caller knows it, for the compiler).
         """
-        cdef int d = self.channels, c, j, n, best = 0
+        cdef int c, j, n, best = 0
         cdef Py_ssize_t cell = 0, start
         cdef Py_ssize_t index[MAX_CHANNELS]
         cdef double best_distance = INFINITY, distance, diff, position
@@ -206,7 +286,7 @@ cdef class NearestSearch:
             if index[c] == self.n_cells[c]:
                 index[c] -= 1
             cell += index[c] * self.cell_stride[c]
-        if self.cell_start[cell] < 0 and self._make_list(cell, index) < 0:
+        if self.cell_start[cell] < 0 and self._make_cell(cell, index) < 0:
             return -1
         start, n = self.cell_start[cell], self.cell_count[cell]
         for j in range(n):
@@ -245,12 +325,108 @@ cdef class NearestSearch:
             for i in range(n):
                 for c in range(d):
                     value[c] = values[i, c]
-                j = self.nearest(value)
+                j = self.nearest(value, -1, d)
                 if j < 0:
                     break
                 out[i] = j
         if j < 0:
             raise MemoryError()
+
+
+cdef inline bint _diffuse_rows(
+    NearestSearch search,
+    const pixel_t[:, :, ::1] pixels,
+    code_t[:, ::1] codes,
+    const unsigned char[:, ::1] mask,
+    double level,
+    double max_error,
+    bint bounded,
+    bint alpha,
+    double[:, :, ::1] targets,
+    double* this_row,
+    double* next_row,
+    int d,
+) noexcept nogil:
+    """The loop of ``diffuse``; True when out of memory."""
+    cdef Py_ssize_t height = pixels.shape[0], width = pixels.shape[1]
+    cdef int c, j = -1  # j: the last code, a guess
+    cdef Py_ssize_t row, col, step, slot, end
+    cdef bint has_mask = mask is not None, has_targets = targets is not None
+    cdef bint clamped = max_error < INFINITY
+    cdef double value[MAX_CHANNELS]
+    cdef double shift[MAX_CHANNELS]
+    cdef double target[MAX_CHANNELS]
+    cdef double sent[MAX_CHANNELS]
+    cdef double norm, ratio, limit, weight
+    cdef const double* entry
+    cdef double* swap
+    cdef bint failed = False
+    for row in range(height):
+        memset(next_row, 0, (width + 2) * d * sizeof(double))
+        if row % 2 == 0:
+            col, end, step = 0, width, 1
+        else:
+            col, end, step = width - 1, -1, -1
+        while col != end:
+            slot = (col + 1) * d
+            if has_mask and not mask[row, col]:
+                codes[row, col] = 0
+                if has_targets:
+                    for c in range(d):
+                        targets[row, col, c] = pixels[row, col, c]
+                col += step
+                continue
+            norm = 0.0
+            for c in range(d):
+                value[c] = pixels[row, col, c]
+                shift[c] = this_row[slot + c] * level
+                norm += shift[c] * shift[c]
+            if clamped and norm > max_error * max_error:
+                ratio = max_error / sqrt(norm)
+                for c in range(d):
+                    shift[c] *= ratio
+            if bounded:
+                ratio = 1.0
+                for c in range(d):
+                    if value[c] + shift[c] > search.hi[c]:
+                        limit = (search.hi[c] - value[c]) / shift[c]
+                        ratio = limit if limit < ratio else ratio
+                    elif value[c] + shift[c] < search.lo[c]:
+                        limit = (search.lo[c] - value[c]) / shift[c]
+                        ratio = limit if limit < ratio else ratio
+                if ratio < 1.0:
+                    ratio = ratio if ratio > 0.0 else 0.0
+                    for c in range(d):
+                        shift[c] *= ratio
+            for c in range(d):
+                target[c] = value[c] + shift[c]
+            j = search.nearest(target, j, d)
+            if j < 0:
+                failed = True
+                break
+            codes[row, col] = j
+            entry = search.palette + j * d
+            for c in range(d):
+                sent[c] = target[c] - entry[c]
+                if has_targets:
+                    targets[row, col, c] = target[c]
+            if alpha:
+                weight = value[d - 1] * (1.0 / 255.0)
+                weight = 0.0 if weight < 0.0 else (1.0 if weight > 1.0 else weight)
+                for c in range(d - 1):
+                    sent[c] *= weight
+            for c in range(d):
+                this_row[slot + step * d + c] += sent[c] * (7.0 / 16.0)
+                next_row[slot - step * d + c] += sent[c] * (3.0 / 16.0)
+                next_row[slot + c] += sent[c] * (5.0 / 16.0)
+                next_row[slot + step * d + c] += sent[c] * (1.0 / 16.0)
+            col += step
+        if failed:
+            break
+        swap = this_row
+        this_row = next_row
+        next_row = swap
+    return failed
 
 
 def diffuse(
@@ -274,92 +450,27 @@ def diffuse(
     Pixels where ``mask`` is 0 get code 0 and neither receive nor send error.
     ``targets``, if given, receives every target (for tests).
     """
-    cdef Py_ssize_t height = pixels.shape[0], width = pixels.shape[1]
-    cdef int d = pixels.shape[2], c, j = -1  # j: the last code, a guess
-    cdef Py_ssize_t row, col, step, slot, end
-    cdef bint has_mask = mask is not None, has_targets = targets is not None
-    cdef bint clamped = max_error < INFINITY
-    cdef double value[MAX_CHANNELS]
-    cdef double shift[MAX_CHANNELS]
-    cdef double target[MAX_CHANNELS]
-    cdef double sent[MAX_CHANNELS]
-    cdef double norm, ratio, limit, weight
-    cdef const double* entry
+    cdef Py_ssize_t width = pixels.shape[1]
+    cdef int d = pixels.shape[2]
     cdef double* this_row = <double*> malloc((width + 2) * d * sizeof(double))
     cdef double* next_row = <double*> malloc((width + 2) * d * sizeof(double))
-    cdef double* swap
-    cdef bint failed = False
+    cdef bint failed
     if this_row == NULL or next_row == NULL:
         free(this_row)
         free(next_row)
         raise MemoryError()
     memset(this_row, 0, (width + 2) * d * sizeof(double))
     with nogil:
-        for row in range(height):
-            memset(next_row, 0, (width + 2) * d * sizeof(double))
-            if row % 2 == 0:
-                col, end, step = 0, width, 1
-            else:
-                col, end, step = width - 1, -1, -1
-            while col != end:
-                slot = (col + 1) * d
-                if has_mask and not mask[row, col]:
-                    codes[row, col] = 0
-                    if has_targets:
-                        for c in range(d):
-                            targets[row, col, c] = pixels[row, col, c]
-                    col += step
-                    continue
-                norm = 0.0
-                for c in range(d):
-                    value[c] = pixels[row, col, c]
-                    shift[c] = this_row[slot + c] * level
-                    norm += shift[c] * shift[c]
-                if clamped and norm > max_error * max_error:
-                    ratio = max_error / sqrt(norm)
-                    for c in range(d):
-                        shift[c] *= ratio
-                if bounded:
-                    ratio = 1.0
-                    for c in range(d):
-                        if value[c] + shift[c] > search.hi[c]:
-                            limit = (search.hi[c] - value[c]) / shift[c]
-                            ratio = limit if limit < ratio else ratio
-                        elif value[c] + shift[c] < search.lo[c]:
-                            limit = (search.lo[c] - value[c]) / shift[c]
-                            ratio = limit if limit < ratio else ratio
-                    if ratio < 1.0:
-                        ratio = ratio if ratio > 0.0 else 0.0
-                        for c in range(d):
-                            shift[c] *= ratio
-                for c in range(d):
-                    target[c] = value[c] + shift[c]
-                j = search.nearest(target, j)
-                if j < 0:
-                    failed = True
-                    break
-                codes[row, col] = j
-                entry = search.palette + j * d
-                for c in range(d):
-                    sent[c] = target[c] - entry[c]
-                    if has_targets:
-                        targets[row, col, c] = target[c]
-                if alpha:
-                    weight = value[d - 1] * (1.0 / 255.0)
-                    weight = 0.0 if weight < 0.0 else (1.0 if weight > 1.0 else weight)
-                    for c in range(d - 1):
-                        sent[c] *= weight
-                for c in range(d):
-                    this_row[slot + step * d + c] += sent[c] * (7.0 / 16.0)
-                    next_row[slot - step * d + c] += sent[c] * (3.0 / 16.0)
-                    next_row[slot + c] += sent[c] * (5.0 / 16.0)
-                    next_row[slot + step * d + c] += sent[c] * (1.0 / 16.0)
-                col += step
-            if failed:
-                break
-            swap = this_row
-            this_row = next_row
-            next_row = swap
+        if d == 3:  # the common case, with loops the compiler unrolls
+            failed = _diffuse_rows(
+                search, pixels, codes, mask, level, max_error, bounded, alpha,
+                targets, this_row, next_row, 3,
+            )
+        else:
+            failed = _diffuse_rows(
+                search, pixels, codes, mask, level, max_error, bounded, alpha,
+                targets, this_row, next_row, d,
+            )
     free(this_row)
     free(next_row)
     if failed:
@@ -439,6 +550,8 @@ def bin_sums(
 
 cdef double TAPS[5]
 TAPS[:] = [1.0 / 16, 4.0 / 16, 6.0 / 16, 4.0 / 16, 1.0 / 16]
+cdef long long INTEGER_TAPS[5]
+INTEGER_TAPS[:] = [1, 4, 6, 4, 1]
 
 
 def blurred_sums(
@@ -460,64 +573,86 @@ def blurred_sums(
     """
     cdef Py_ssize_t height = values.shape[0], width = values.shape[1]
     cdef int d = values.shape[2], c
-    cdef Py_ssize_t row, col, r, s, j, out
+    cdef Py_ssize_t row, col, r, s, j, out, first, last
     cdef int dy, dx
+    cdef long long weight
     cdef double v
     cdef bint has_mask = mask is not None
     # Rows of the values blurred across (masked values count as 0), five
     # kept at a time, for the rows blurred down.
     across_array = np.zeros((5, width, d), np.float64)
     cdef double[:, :, ::1] across = across_array
-    gram_array = np.zeros((n_codes, n_codes), np.float64)
+    padded_array = np.zeros((width + 4, d), np.float64)
+    cdef double[:, ::1] padded = padded_array
+    cdef Py_ssize_t slot
+    cdef Py_ssize_t ring[5]
+    # The gram in 256ths (the weights are integers over 256): exact, and
+    # integer additions do not wait on each other as long as float ones.
+    pairs_array = np.zeros((n_codes, n_codes), np.int64)
+    cdef long long[:, ::1] pairs = pairs_array
     blurred_array = np.zeros((n_codes, d), np.float64)
     counts_array = np.zeros(n_codes, np.float64)
     sums_array = np.zeros((n_codes, d), np.float64)
-    cdef double[:, ::1] gram = gram_array
     cdef double[:, ::1] blurred = blurred_array
     cdef double[::1] counts = counts_array
     cdef double[:, ::1] sums = sums_array
     with nogil:
         for row in range(height + 2):
+            # Rows outside the image stay zero (the ring starts zeroed).
+            slot = row % 5
+            for col in range(width + 4):
+                for c in range(d):
+                    padded[col, c] = 0.0
             if row < height:
                 for col in range(width):
-                    for c in range(d):
-                        across[row % 5, col, c] = 0.0
-                    for dx in range(-2, 3):
-                        s = col + dx
-                        if s < 0 or s >= width or (has_mask and not mask[row, s]):
-                            continue
+                    if not (has_mask and not mask[row, col]):
                         for c in range(d):
-                            across[row % 5, col, c] += TAPS[dx + 2] * values[row, s, c]
+                            padded[col + 2, c] = values[row, col, c]
+            for col in range(width):
+                for c in range(d):
+                    across[slot, col, c] = (
+                        TAPS[0] * (padded[col, c] + padded[col + 4, c])
+                        + TAPS[1] * (padded[col + 1, c] + padded[col + 3, c])
+                        + TAPS[2] * padded[col + 2, c]
+                    )
             out = row - 2  # the row whose 5 rows around are now across
             if out < 0:
                 continue
+            for dy in range(5):
+                ring[dy] = (out + dy + 3) % 5  # the slot of row out + dy - 2
             for col in range(width):
                 if has_mask and not mask[out, col]:
                     continue
                 j = codes[out, col]
                 counts[j] += 1.0
-                gram[j, j] += TAPS[2] * TAPS[2] * 0.5  # the pair (p, p) once
                 for c in range(d):
                     sums[j, c] += values[out, col, c]
-                    v = 0.0
-                    for dy in range(-2, 3):
-                        r = out + dy
-                        if 0 <= r < height:
-                            v = v + TAPS[dy + 2] * across[r % 5, col, c]
-                    blurred[j, c] += v
-                # Each other pair once here; the transpose adds the other half.
-                for dy in range(0, 3):
-                    r = out + dy
-                    if r >= height:
-                        break
-                    for dx in range(-2, 3):
-                        if dy == 0 and dx <= 0:
-                            continue
-                        s = col + dx
-                        if s < 0 or s >= width or (has_mask and not mask[r, s]):
-                            continue
-                        gram[j, codes[r, s]] += TAPS[dy + 2] * TAPS[dx + 2]
-    gram_array += gram_array.T
+                    blurred[j, c] += (
+                        TAPS[0] * (across[ring[0], col, c] + across[ring[4], col, c])
+                        + TAPS[1] * (across[ring[1], col, c] + across[ring[3], col, c])
+                        + TAPS[2] * across[ring[2], col, c]
+                    )
+            # Each pair of pixels once, one offset at a time (the pair of a
+            # pixel with itself below, the transpose adds the other half).
+            for dy in range(0, 3):
+                r = out + dy
+                if r >= height:
+                    break
+                for dx in range(-2, 3):
+                    if dy == 0 and dx <= 0:
+                        continue
+                    weight = INTEGER_TAPS[dy + 2] * INTEGER_TAPS[dx + 2]
+                    first = 0 if dx >= 0 else -dx
+                    last = width - dx if dx >= 0 else width
+                    if has_mask:
+                        for col in range(first, last):
+                            if mask[out, col] and mask[r, col + dx]:
+                                pairs[codes[out, col], codes[r, col + dx]] += weight
+                    else:
+                        for col in range(first, last):
+                            pairs[codes[out, col], codes[r, col + dx]] += weight
+    gram_array = (pairs_array + pairs_array.T) / 256.0
+    gram_array[np.diag_indices(n_codes)] += TAPS[2] * TAPS[2] * counts_array
     return gram_array, blurred_array, counts_array, sums_array
 
 
@@ -579,6 +714,23 @@ def blurred_error(
     return total + pointwise * plain
 
 
+cdef inline double _dot(const double* x, const double* y, Py_ssize_t n) noexcept nogil:
+    """Sum of x[i] * y[i], in four running sums (one sum waits on each
+    addition; four keep the floating-point unit busy)."""
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        s0 += x[i] * y[i]
+        s1 += x[i + 1] * y[i + 1]
+        s2 += x[i + 2] * y[i + 2]
+        s3 += x[i + 3] * y[i + 3]
+        i += 4
+    while i < n:
+        s0 += x[i] * y[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
 def solve_positive(double[:, ::1] matrix, double[:, ::1] rhs):
     """Solve ``matrix @ x = rhs`` in place (x into ``rhs``), ``matrix`` positive definite.
 
@@ -592,17 +744,13 @@ def solve_positive(double[:, ::1] matrix, double[:, ::1] rhs):
     cdef bint positive = True
     with nogil:
         for j in range(n):  # matrix's lower triangle becomes L, L L^T = matrix
-            total = matrix[j, j]
-            for k in range(j):
-                total -= matrix[j, k] * matrix[j, k]
+            total = matrix[j, j] - _dot(&matrix[j, 0], &matrix[j, 0], j)
             if not total > 0.0:
                 positive = False
                 break
             matrix[j, j] = sqrt(total)
             for i in range(j + 1, n):
-                total = matrix[i, j]
-                for k in range(j):
-                    total -= matrix[i, k] * matrix[j, k]
+                total = matrix[i, j] - _dot(&matrix[i, 0], &matrix[j, 0], j)
                 matrix[i, j] = total / matrix[j, j]
     if not positive:
         return False

@@ -473,7 +473,7 @@ def _build_parser():
         help="diffuse each pixel's color error over its neighbors: smoother "
         "gradients, no banding, for a lower PSNR; METHOD names a method (the "
         "best one without it; write --dither=METHOD, or --dither after the "
-        "files). The codebook is refined for the dithered picture",
+        "files). The codebook is fitted again to the dithered picture",
     )
     encode.add_argument(
         "--color-space",

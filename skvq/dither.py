@@ -23,11 +23,9 @@ Methods (``METHODS``, the first is what ``dither=True`` means):
 ``"floyd-steinberg"``
     Textbook serpentine Floyd–Steinberg, every error passed on whole.
 
-:func:`dither_image` goes further than ``dither=True`` (which refines the
-palette with :func:`refine_palette`, then dithers): it fits the palette to
-how the dithered image looks. It scores higher on SSIMULACRA2 but costs about
-two more ditherings and leaves more specks, so it is offered on its own
-(``docs/dithering.md``).
+``dither=True`` in the encoder dithers with a palette fitted to how the
+dithered image looks (:func:`fit_palette`, starting from the K-Means
+codebook; :func:`dither_image` does both steps on any image and palette).
 
 The adaptive method's settings were chosen by SSIMULACRA2 on sample photos
 and generated gradients (``benchmarks/bench_dither.py``,
@@ -47,6 +45,7 @@ __all__ = [
     "METHODS",
     "dither_codes",
     "dither_image",
+    "fit_palette",
     "refine_palette",
     "resolve_method",
 ]
@@ -68,6 +67,12 @@ _POINTWISE = 0.3
 # Its least-squares step solves one equation per palette entry, on a dense
 # system: only for palettes up to this size.
 _FIT_MAX_CODES = 1024
+# fit_palette works on every n-th pixel of every n-th row: n = 2, or 4 from
+# _SPARSE_SAMPLE entries on (where a search costs more per pixel and the
+# coarser sample scores as well), and starts from the given palette too from
+# _BOTH_STARTS entries on (SSIMULACRA2 and specks, docs/dithering.md).
+_SPARSE_SAMPLE = 64
+_BOTH_STARTS = 128
 
 
 def resolve_method(dither) -> str | None:
@@ -230,20 +235,108 @@ def refine_palette(
     return _like(refined, given)
 
 
-def dither_image(pixels, palette, *, method=True, mask=None, srgb=False):
-    """Dither an image with a palette fitted to how it looks once dithered.
+def fit_palette(pixels, palette, *, method=True, mask=None, srgb=False) -> np.ndarray:
+    """A palette fitted to how the image looks once dithered.
 
     Dithered, what the eye sees is the local average of the palette's
     colors, so the palette that serves an image best is not the K-Means
-    one. Each candidate palette is dithered and judged by the squared error
-    between the image and the result after a 3 x 3 binomial blur (plus a
-    third of the plain squared error, for the grain): the palette as given
-    and :func:`refine_palette`'s. Then, with the codes of the better one
-    fixed, the palette that minimises that error (a linear least-squares
-    problem, one unknown color per entry; palettes of up to 1,024 entries)
-    is dithered in turn and kept if it does better. Errors are measured,
-    and colors mixed, in linear light when ``srgb`` is set, else in the
-    pixels' own space.
+    one. A palette is judged by dithering with it and measuring the squared
+    error between the image and the result after a 3 x 3 binomial blur (plus
+    0.3 times the plain squared error, for the grain). The start is
+    :func:`refine_palette`'s palette, or for palettes of 128 entries or more
+    the better of it and the palette as given (with fewer entries, the gaps
+    a K-Means palette leaves dither into isolated specks). Then, with the
+    start's codes fixed, the palette that minimises that error (a linear
+    least-squares problem, one unknown color per entry; palettes of up to
+    1,024 entries) is dithered in turn and kept if it does better. All this
+    is done on every second pixel of every second row (every fourth of every
+    fourth for palettes of 64 entries or more): the palette comes out as
+    good for a fraction of the work. Errors are measured, and colors
+    mixed, in linear light when ``srgb`` is set, else in the pixels' own
+    space.
+
+    Parameters
+    ----------
+    pixels : array-like of shape (height, width, channels)
+        The image, as for :func:`dither_codes`.
+    palette : array-like of shape (n_codes, channels)
+        The starting palette, e.g. the K-Means codebook.
+    method : bool, None or str, default=True
+        The method the palette will be dithered with (see
+        :func:`resolve_method`). With no dithering (``False``), the palette
+        is returned as is.
+    mask : array-like of shape (height, width), bool, optional
+        Pixels where it is False are left out.
+    srgb : bool, default=False
+        Whether the pixels are sRGB levels (0..255), to be mixed in linear
+        light.
+
+    Returns
+    -------
+    ndarray of shape (n_codes, channels)
+        Same dtype as ``palette`` (integer palettes are rounded and kept in
+        their range). An entry no pixel uses stays where it was.
+
+    Raises
+    ------
+    ValueError
+        As :func:`dither_codes`.
+    """
+    given = np.asarray(palette)
+    method = resolve_method(method)
+    checked, _, checked_mask = _validate(pixels, given, mask)
+    if method is None or checked.size == 0:
+        return given.copy()
+    step = 4 if len(given) >= _SPARSE_SAMPLE else 2
+    sample = np.ascontiguousarray(checked[::step, ::step])
+    if checked_mask is not None:
+        checked_mask = np.ascontiguousarray(checked_mask[::step, ::step])
+    if srgb:
+        light = (
+            srgb_to_linear(np.arange(256))[sample]
+            if sample.dtype == np.uint8
+            else srgb_to_linear(sample.astype(np.float64))
+        )
+    else:
+        light = sample.astype(np.float64)
+
+    def mixed(colors):
+        colors = np.asarray(colors, np.float64)
+        return srgb_to_linear(colors) if srgb else colors
+
+    pixel_bounds = _dither.bounds(sample.reshape(-1, sample.shape[2]))
+    n_pixels = sample.shape[0] * sample.shape[1]
+
+    def judged(candidate):
+        palette = candidate.astype(np.float64)
+        search, lo, hi = _search(sample, palette, pixel_bounds, n_pixels)
+        codes = np.zeros(sample.shape[:2], _code_dtype(len(candidate)))
+        _diffuse(search, sample, codes, method, checked_mask, False, lo, hi)
+        error = _dither.blurred_error(
+            light, codes, mixed(candidate), checked_mask, _POINTWISE
+        )
+        return error, candidate, codes
+
+    starts = [refine_palette(sample, given, method=method, mask=checked_mask)]
+    if len(given) >= _BOTH_STARTS:
+        starts.append(given)
+    error, start, codes = min(map(judged, starts), key=lambda judged: judged[0])
+    if len(given) > _FIT_MAX_CODES:
+        return start
+    fitted = _fit_through_blur(light, codes, mixed(start), checked_mask)
+    if srgb:
+        fitted = linear_to_srgb(np.clip(fitted, 0.0, 1.0))
+    else:
+        fitted = np.clip(fitted, *pixel_bounds)
+    fitted = _like(fitted, given)
+    return fitted if judged(fitted)[0] < error else start
+
+
+def dither_image(pixels, palette, *, method=True, mask=None, srgb=False):
+    """Dither an image with a palette fitted to how it looks once dithered.
+
+    :func:`fit_palette`, then :func:`dither_codes`: what ``dither=True``
+    does with the K-Means codebook when an image is encoded.
 
     Parameters
     ----------
@@ -263,8 +356,7 @@ def dither_image(pixels, palette, *, method=True, mask=None, srgb=False):
     Returns
     -------
     palette : ndarray of shape (n_codes, channels)
-        Same dtype as the given palette (integer palettes are rounded and
-        kept in their range).
+        As :func:`fit_palette` returns it.
     codes : ndarray of shape (height, width)
         The image dithered with it, as :func:`dither_codes` gives.
 
@@ -273,51 +365,8 @@ def dither_image(pixels, palette, *, method=True, mask=None, srgb=False):
     ValueError
         As :func:`dither_codes`.
     """
-    given = np.asarray(palette)
-    method = resolve_method(method)
-    if method is None:
-        return given.copy(), dither_codes(pixels, given, method=False, mask=mask)
-    checked, _, checked_mask = _validate(pixels, given, mask)
-    if checked.size == 0:
-        return given.copy(), dither_codes(pixels, given, method=method, mask=mask)
-    if srgb:
-        levels = srgb_to_linear(np.arange(256))
-        light = (
-            levels[checked]
-            if checked.dtype == np.uint8
-            else srgb_to_linear(checked.astype(np.float64))
-        )
-    else:
-        light = checked.astype(np.float64)
-
-    def mixed(colors):
-        colors = np.asarray(colors, np.float64)
-        return srgb_to_linear(colors) if srgb else colors
-
-    pixel_bounds = _dither.bounds(checked.reshape(-1, checked.shape[2]))
-
-    def judged(candidate):
-        search, lo, hi = _search(checked, candidate.astype(np.float64), pixel_bounds)
-        codes = np.zeros(checked.shape[:2], _code_dtype(len(candidate)))
-        _diffuse(search, checked, codes, method, checked_mask, False, lo, hi)
-        error = _dither.blurred_error(
-            light, codes, mixed(candidate), checked_mask, _POINTWISE
-        )
-        return error, candidate, codes
-
-    refined = refine_palette(checked, given, method=method, mask=mask)
-    best = min(judged(given), judged(refined), key=lambda judged: judged[0])
-    error, start, codes = best
-    if len(given) > _FIT_MAX_CODES:
-        return start, codes
-    fitted = _fit_through_blur(light, codes, mixed(start), checked_mask)
-    if srgb:
-        fitted = linear_to_srgb(np.clip(fitted, 0.0, 1.0))
-    else:
-        fitted = np.clip(fitted, *pixel_bounds)
-    fitted = _like(fitted, given)
-    trial = judged(fitted)
-    return (trial[1], trial[2]) if trial[0] < error else (start, codes)
+    fitted = fit_palette(pixels, palette, method=method, mask=mask, srgb=srgb)
+    return fitted, dither_codes(pixels, fitted, method=method, mask=mask)
 
 
 # --- Helpers --------------------------------------------------------------------
@@ -392,10 +441,12 @@ def _validate(pixels, palette, mask):
     return np.ascontiguousarray(pixels), palette, mask
 
 
-def _search(pixels, palette, pixel_bounds=None):
+def _search(pixels, palette, pixel_bounds=None, n_queries=0):
     """The nearest-entry search over the box of pixels and palette, widened.
 
-    ``pixel_bounds``: the pixels' least and greatest values, if known.
+    ``pixel_bounds``: the pixels' least and greatest values, if known;
+    ``n_queries``: about how many values will be searched, if few (a
+    coarser grid then: fewer candidate lists to make).
     """
     if pixels.size:
         if pixel_bounds is None:
@@ -409,7 +460,7 @@ def _search(pixels, palette, pixel_bounds=None):
         lo, hi = palette.min(axis=0), palette.max(axis=0)
     widening = _MARGIN * max(float(np.max(hi - lo)), 1e-12)
     lo, hi = lo - widening, hi + widening
-    return _dither.NearestSearch(palette, lo, hi), lo, hi
+    return _dither.NearestSearch(palette, lo, hi, n_queries), lo, hi
 
 
 def _diffuse(search, pixels, codes, method, mask, alpha, lo, hi, targets=None):

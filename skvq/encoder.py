@@ -566,16 +566,21 @@ def _assign_rows(rows, colors, metric) -> np.ndarray:
 
 
 def _refined(frames, centroids, metric, method):
-    """A codebook suited to dithering, if the dithering kernel offers one."""
+    """A codebook fitted to the dithered frames, if the kernel offers one.
+
+    See :func:`skvq.dither.fit_palette`: plain colors mix in linear light,
+    OkLab features in OkLab.
+    """
     from . import dither as kernel
 
-    refine = getattr(kernel, "refine_palette", None)
-    if refine is None:
+    fit = getattr(kernel, "fit_palette", None)
+    if fit is None:
         return centroids
     stacked = frames.reshape(-1, *frames.shape[2:])  # frames one above another
     if metric.plain:
-        return refine(stacked, round_colors(centroids), method=method).astype(float)
-    palette = refine(
+        palette = fit(stacked, round_colors(centroids), method=method, srgb=True)
+        return palette.astype(float)
+    palette = fit(
         metric.color_features(stacked),
         metric.color_features(round_colors(centroids)),
         method=method,

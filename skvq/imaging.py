@@ -225,8 +225,8 @@ def quantize_image(
         False: each pixel gets its nearest color, the tutorial's way. True:
         error diffusion by the library's best method, or a method's name
         (see :mod:`skvq.dither`); smoother gradients, less banding, at a
-        lower PSNR. The fitted codebook is then refined for dithering
-        (:func:`skvq.dither.refine_palette`), except with alpha.
+        lower PSNR. The fitted codebook is then fitted again to the
+        dithered image (:func:`skvq.dither.fit_palette`), except with alpha.
     color_space : {"rgb", "oklab"}, default="rgb"
         Where colors are fitted and matched: the pixel values (the
         tutorial's K-Means), or OkLab, where distances follow perceived

@@ -33,8 +33,8 @@ Save options (``im.save(..., k=..., ...)``):
 ``dither``
     False (default): each pixel gets its nearest color. True: error
     diffusion by the library's best method; or a method's name (see
-    :mod:`skvq.dither`). A fitted codebook is then refined for dithering
-    (:func:`skvq.dither.refine_palette`), except with alpha.
+    :mod:`skvq.dither`). A fitted codebook is then fitted again to the
+    dithered image (:func:`skvq.dither.fit_palette`), except with alpha.
 ``color_space``
     "rgb" (default): K-Means fits the pixel values, the tutorial's way.
     "oklab": colors are fitted and matched in OkLab, where distances follow

@@ -182,6 +182,30 @@ def test_an_empty_image_gives_empty_codes():
     assert codes.shape == (0, 4)
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    data=st.data(),
+    channels=st.integers(1, 4),
+    n_codes=st.integers(1, 300),
+    n_queries=st.sampled_from([0, 40]),
+)
+def test_the_grid_search_finds_the_nearest_entry_lowest_index_first(
+    data, channels, n_codes, n_queries
+):
+    # Coarse levels put entries and values on the cells' edges and make ties;
+    # values also fall outside the grid's box. n_queries=40 makes a grid of
+    # one level (the lists of the cells made from the whole palette).
+    levels = st.integers(-2, 34).map(lambda level: 8.0 * level)
+    palette = data.draw(hnp.arrays(np.float64, (n_codes, channels), elements=levels))
+    values = data.draw(hnp.arrays(np.float64, (40, channels), elements=levels))
+    lo = np.zeros(channels)
+    hi = np.full(channels, 256.0)
+    search = dither._dither.NearestSearch(palette, lo, hi, n_queries)
+    codes = np.zeros(len(values), np.uint16)
+    search.nearest_codes(values, codes)
+    np.testing.assert_array_equal(codes, brute_force(values, palette))
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     data=st.data(),
@@ -445,21 +469,48 @@ def linear_error(pixels, codes, palette):
     return oracle_error(light, codes, dither.srgb_to_linear(palette), None, 0.3)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_dither_image_does_at_least_as_well_as_either_starting_palette(seed):
+@pytest.mark.parametrize("seed, n_codes", [(0, 5), (1, 5), (2, 5), (3, 130)])
+def test_fit_palette_does_at_least_as_well_as_its_starts_where_it_fits(seed, n_codes):
+    # fit_palette judges palettes on every second pixel of every second row
+    # (every fourth from 64 entries on): there its palette is no worse than
+    # the refined one, nor, from 128 entries on, than the palette as given.
     rng = np.random.default_rng(seed)
     ramp = np.linspace(0, 255, 24)[None, :, None] + np.zeros((12, 1, 3))
     pixels = np.clip(ramp + rng.normal(0, 8, ramp.shape), 0, 255).astype(np.uint8)
-    palette = rng.integers(0, 256, (5, 3)).astype(np.uint8)
-    fitted, codes = dither.dither_image(pixels, palette, srgb=True)
+    palette = rng.integers(0, 256, (n_codes, 3)).astype(np.uint8)
+    fitted = dither.fit_palette(pixels, palette, srgb=True)
     assert fitted.dtype == np.uint8 and fitted.shape == palette.shape
-    np.testing.assert_array_equal(codes, dither.dither_codes(pixels, fitted))
-    refined = dither.refine_palette(pixels, palette)
+    step = 2 if n_codes < 64 else 4
+    sample = pixels[::step, ::step]
+    starts = [dither.refine_palette(sample, palette)]
+    if n_codes >= 128:
+        starts.append(palette)
     best_start = min(
-        linear_error(pixels, dither.dither_codes(pixels, start), start)
-        for start in (palette, refined)
+        linear_error(sample, dither.dither_codes(sample, start), start)
+        for start in starts
     )
-    assert linear_error(pixels, codes, fitted) <= best_start
+    assert linear_error(sample, dither.dither_codes(sample, fitted), fitted) <= (
+        best_start
+    )
+    again, codes = dither.dither_image(pixels, palette, srgb=True)
+    np.testing.assert_array_equal(again, fitted)
+    np.testing.assert_array_equal(codes, dither.dither_codes(pixels, fitted))
+
+
+def test_fit_palette_keeps_a_given_palette_of_128_or_more_that_does_better():
+    # A palette holding every color of the pixels it is judged on dithers them
+    # exactly; the refined one (bin means) cannot, so from 128 entries on the
+    # given palette is kept.
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 24)[None, :, None] + np.zeros((12, 1, 3))
+    pixels = np.clip(ramp + rng.normal(0, 3, ramp.shape), 0, 255).astype(np.uint8)
+    colors = np.unique(pixels[::4, ::4].reshape(-1, 3), axis=0)
+    extra = rng.integers(0, 256, (130 - len(colors), 3)).astype(np.uint8)
+    palette = np.concatenate([colors, extra])
+    refined = dither.refine_palette(pixels[::4, ::4], palette)
+    assert not np.array_equal(refined, palette)
+    np.testing.assert_array_equal(dither.fit_palette(pixels, palette), palette)
+    assert not np.array_equal(dither.fit_palette(pixels, palette[:127]), palette[:127])
 
 
 def test_dither_image_spreads_a_gradients_palette_to_its_ends():

@@ -282,7 +282,7 @@ class FakeKernel(types.ModuleType):
         super().__init__("skvq.dither")
         self.calls = []
         if refine:
-            self.refine_palette = self._refine
+            self.fit_palette = self._fit
 
     def resolve_method(self, dither):
         if dither is None or dither is False:
@@ -304,8 +304,8 @@ class FakeKernel(types.ModuleType):
             codes[~mask] = 0
         return codes
 
-    def _refine(self, pixels, palette, *, method=True, mask=None, alpha=False):
-        self.calls.append({"refine": method})
+    def _fit(self, pixels, palette, *, method=True, mask=None, srgb=False):
+        self.calls.append({"refine": method, "srgb": srgb})
         return palette // 2 * 2  # a recognizable change
 
 
@@ -355,7 +355,7 @@ def test_dithering_uses_the_kernels_palette_refinement(fake_kernel, small_photo)
     dithered = encode(
         small_photo[np.newaxis], n_clusters=6, dither=True, random_state=0
     )
-    assert kernel.calls[0] == {"refine": "fancy"}
+    assert kernel.calls[0] == {"refine": "fancy", "srgb": True}
     np.testing.assert_array_equal(dithered.codebook, plain.codebook // 2 * 2)
     np.testing.assert_array_equal(kernel.calls[1]["palette"], dithered.codebook)
 
