@@ -15,6 +15,12 @@ Sections (``--sections``; all by default):
 - ``collection``: :func:`skvq.batch.fit_codebook` of photo crops on a dask
   ``LocalCluster`` against ``fit`` on their concatenation (target: the
   same codebook).
+- ``vectors``: general vectors (``load_digits``, 64 features; 4x4 blocks
+  of the gray china photo, 16; Gaussian mixtures of 10**6 points in 2 and
+  4 dimensions) at K = 8, 64 and 256, ``VectorQuantizer`` (and with
+  ``algorithm="hartigan"``) against ``KMeans(n_init=1)``, each seed of
+  ``--rounds`` run by both in turn. Targets: inertia at most KMeans's for
+  every seed, median time at most KMeans's.
 - ``big``: a float32 (N, 3) array of ``--rows`` uniform rows (one or
   more N) at K = 256, ``max_iter=3``, skvq against ``KMeans(n_init=1)``,
   each in a fresh process: time, inertia and peak memory (tracemalloc, and
@@ -28,6 +34,7 @@ machine is shared: read ratios, not seconds::
     python benchmarks/bench_engine.py                  # the full run
     python benchmarks/bench_engine.py --quick          # a smoke run
     python benchmarks/bench_engine.py --sections big --rows 2000000 5000000
+    python benchmarks/bench_engine.py --sections vectors --rounds 5
 """
 
 from __future__ import annotations
@@ -100,6 +107,87 @@ def large_k(quick, rounds):
         )
         checks.append(("china: K=65,536 within 60 s", seconds, seconds <= 60))
     return ["image", "K", "fit (s)", "passes", "MSE"], rows, checks
+
+
+def vector_sets(quick):
+    """The general vectors of issue 18: name -> (n, d) float64 array."""
+    from sklearn.datasets import load_digits, load_sample_image
+
+    gray = load_sample_image("china.jpg").mean(axis=2)
+    h, w = (side - side % 4 for side in gray.shape)
+    blocks = gray[:h, :w].reshape(h // 4, 4, w // 4, 4).swapaxes(1, 2).reshape(-1, 16)
+    sets = {"digits (64-d)": load_digits().data, "4x4 blocks (16-d)": blocks}
+    n = 20_000 if quick else 1_000_000
+    rng = np.random.default_rng(0)
+    for d in (2, 4):
+        means = rng.uniform(0, 40, (50, d))
+        sets[f"mixture {n:,} ({d}-d)"] = means[rng.integers(0, 50, n)] + rng.normal(
+            size=(n, d)
+        )
+    return sets
+
+
+def vectors(quick, rounds):
+    from sklearn.cluster import KMeans
+
+    from skvq import VectorQuantizer
+
+    fits = {
+        "KMeans": lambda k, r: KMeans(k, n_init=1, random_state=r),
+        "skvq": lambda k, r: VectorQuantizer(k, random_state=r),
+        "skvq hartigan": lambda k, r: VectorQuantizer(
+            k, random_state=r, algorithm="hartigan"
+        ),
+    }
+    rows, checks = [], []
+    for name, X in vector_sets(quick).items():
+        for k in (8, 64) if quick else (8, 64, 256):
+            seconds = {fit: [] for fit in fits}
+            inertia = {fit: [] for fit in fits}
+            for seed in range(rounds):
+                for fit, make in fits.items():
+                    start = time.perf_counter()
+                    model = make(k, seed).fit(X)
+                    seconds[fit].append(time.perf_counter() - start)
+                    inertia[fit].append(model.inertia_)
+            reference = statistics.median(seconds["KMeans"])
+            for fit in fits:
+                time_ratio = statistics.median(seconds[fit]) / reference
+                ratios = np.array(inertia[fit]) / np.array(inertia["KMeans"])
+                rows.append(
+                    [
+                        name,
+                        k,
+                        fit,
+                        f"{statistics.median(seconds[fit]):.3f}",
+                        f"{time_ratio:.2f}",
+                        f"{ratios.max():.6f}",
+                        f"{np.median(ratios):.4f}",
+                    ]
+                )
+            for fit in ("skvq",):
+                worst = max(np.array(inertia[fit]) / np.array(inertia["KMeans"]))
+                ratio = statistics.median(seconds[fit]) / reference
+                checks.append(
+                    (
+                        f"{name}, K={k}: {fit} inertia / KMeans <= 1, every seed",
+                        worst,
+                        worst <= 1 + 1e-12,
+                    )
+                )
+                checks.append(
+                    (f"{name}, K={k}: {fit} time / KMeans <= 1", ratio, ratio <= 1)
+                )
+    header = [
+        "data",
+        "K",
+        "fit",
+        "seconds (median)",
+        "time / KMeans",
+        "inertia / KMeans (worst seed)",
+        "inertia / KMeans (median)",
+    ]
+    return header, rows, checks
 
 
 def mse(X, codebook):
@@ -340,6 +428,7 @@ def big(quick, rounds, row_counts):
 
 SECTIONS = {
     "large-k": large_k,
+    "vectors": vectors,
     "partial-fit": partial_fit,
     "collection": collection,
     "big": big,

@@ -82,7 +82,11 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     histogram of their rows (the weighted mean row of each cell of a fine
     grid), and the Lloyd passes then read the rows where they are: no
     float64 copy, about 5 bytes a row besides the data, and a fixed point
-    all the same. ``transform`` codes them the same way.
+    all the same. ``transform`` codes them the same way. Data of more than
+    four features that are not levels are fitted by
+    :class:`~sklearn.cluster.KMeans` itself (its seeds and its passes,
+    which are faster there than a search grid), continued to a fixed point
+    with ``tol=0``.
 
     Parameters
     ----------
@@ -117,15 +121,23 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     random_state : int, RandomState instance or None, default=None
         Seed of the centroid initialization. Pass an int for reproducible
         codebooks.
-    algorithm : {"lloyd", "breathing"}, default="lloyd"
+    algorithm : {"lloyd", "hartigan", "breathing"}, default="lloyd"
         How hard to look for a low inertia. "lloyd": Lloyd's iterations from
-        the seeds to their first fixed point, as KMeans. "breathing":
-        breathing k-means (Fritzke, 2021) from there: a few codewords are
+        the seeds to their first fixed point, as KMeans. "hartigan": from
+        there, Hartigan and Wong's single-sample moves: a sample goes to
+        another cluster whenever that lowers the inertia once both means
+        have moved, which Lloyd's iteration does not see (it only moves a
+        sample to a nearer codeword), until no such move is left. It pays
+        on high-dimensional data with small clusters: ``load_digits`` at
+        K = 256 ends 5 to 6 % lower, K = 64 1 to 2 %, for about 1.5 to 3
+        times the time of a "lloyd" fit; images gain a few thousandths of a
+        dB. "breathing": breathing k-means (Fritzke, 2021) from Lloyd's
+        fixed point: a few codewords are
         added where the error is largest and as many of the least useful
         removed, each time followed by Lloyd's iterations to a fixed point,
-        for as long as that lowers the inertia. It ends at a fixed point
-        whose inertia is never above the "lloyd" fit's; on the sample
-        photos, a PSNR a few hundredths of a dB above the best of ten
+        for as long as that lowers the inertia. Each ends at a fixed point
+        whose inertia is never above the "lloyd" fit's. On the sample
+        photos, "breathing" reaches a PSNR a few hundredths of a dB above the best of ten
         KMeans runs (``KMeans(n_init=10)``) at K = 16 to 256, for 3 to 8
         times the time of a "lloyd" fit and a small fraction of
         ``KMeans(n_init=10)``'s (``docs/quality.md``). Ignored by
@@ -149,7 +161,8 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     n_iter_ : int
         Lloyd iterations (over-relaxed ones included) run by the last, exact
         stage, over all the distinct rows of ``X`` (with
-        ``algorithm="breathing"``, those of every breath too).
+        ``algorithm="breathing"``, those of every breath too; with
+        ``"hartigan"``, its passes over the samples too).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -185,7 +198,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
-        "algorithm": [StrOptions({"lloyd", "breathing"})],
+        "algorithm": [StrOptions({"lloyd", "hartigan", "breathing"})],
         "verbose": ["verbose"],
     }
 

@@ -337,7 +337,7 @@ def test_verbose_reports_the_seeding_and_each_run_of_lloyd(small_photo, capsys):
 
 
 def test_verbose_2_reports_the_steps_within_each_run(capsys):
-    X = np.random.default_rng(0).random((2000, 5))
+    X = np.random.default_rng(0).random((2000, 4))
     VectorQuantizer(8, random_state=0, verbose=1).fit(X)
     stages = capsys.readouterr().out.splitlines()
     VectorQuantizer(8, random_state=0, verbose=2).fit(X)

@@ -270,6 +270,113 @@ def test_breathing_with_one_or_two_codewords(crop):
 
 
 # ---------------------------------------------------------------------------
+# Hartigan's single-row moves
+
+
+def assert_hartigan_stable(rows, weights, centers, labels, gain=1e-9):
+    """No row of positive weight lowers the error by moving to another cluster
+    (the criterion written out with brute-force distances)."""
+    sizes = np.bincount(labels, weights, minlength=len(centers))
+    sq = sq_distances(rows, centers)
+    for i, (w, a) in enumerate(zip(weights, labels, strict=True)):
+        if w <= 0 or sizes[a] <= w:
+            continue
+        leave = sizes[a] / (sizes[a] - w) * sq[i, a]
+        others = np.delete(np.arange(len(centers)), a)
+        enter = sizes[others] / (sizes[others] + w) * sq[i, others]
+        assert enter.min() >= leave * (1 - gain) - 1e-9, (i, a)
+
+
+@given(
+    values=arrays(np.uint8, st.tuples(st.integers(2, 80), st.integers(1, 6))),
+    counts=st.lists(st.integers(0, 4), min_size=80, max_size=80),
+    n_codes=st.integers(2, 9),
+    seed=st.integers(0, 2**16),
+)
+def test_hartigan_ends_where_no_single_move_lowers_the_error(
+    values, counts, n_codes, seed
+):
+    """From a Lloyd fixed point of small integer rows (exact ties, repeated
+    rows, weights 0 to 4), Hartigan's passes end at codewords that are the
+    means of their rows, where no move of one row lowers the error, at an
+    error no higher than Lloyd's."""
+    rows = (values // 32).astype(np.float64)  # few levels: many ties
+    weights = np.asarray(counts[: len(rows)], dtype=np.float64)
+    weights[0] = max(weights[0], 1)
+    if len(unique_rows(rows[weights > 0])[0]) <= n_codes:
+        return
+    rng = np.random.default_rng(seed)
+    start = rows[weights > 0][
+        rng.choice(int((weights > 0).sum()), n_codes, replace=False)
+    ]
+    centers, labels = textbook_lloyd(rows, weights, start.copy())
+    before = float(
+        np.dot(weights, sq_distances(rows, centers)[np.arange(len(rows)), labels])
+    )
+    moved, moved_labels, passes = refine.hartigan(rows, weights, centers, labels, 1000)
+    assert passes < 1000
+    positive = weights > 0
+    assert_hartigan_stable(
+        rows[positive], weights[positive], moved, moved_labels[positive]
+    )
+    for j in range(n_codes):
+        mine = (moved_labels == j) & positive
+        if mine.any():
+            mean = np.average(rows[mine], axis=0, weights=weights[mine])
+            np.testing.assert_allclose(moved[j], mean, atol=1e-9)
+    # Rows of no weight sit at a nearest codeword, the lowest on ties.
+    np.testing.assert_array_equal(
+        moved_labels[~positive], sq_distances(rows[~positive], moved).argmin(axis=1)
+    )
+    after = float(
+        np.dot(weights, sq_distances(rows, moved)[np.arange(len(rows)), moved_labels])
+    )
+    assert after <= before * (1 + 1e-12) + 1e-12
+
+
+def test_hartigan_leaves_a_lloyd_fixed_point_lloyd_keeps():
+    """Two clusters of a line, {0, 2} and {3.2}: a Lloyd fixed point (2 is
+    nearer 1 than 3.2), but moving 2 to the other cluster takes the error
+    from 2 to 0.72, as Hartigan's criterion sees: it costs 2 / (2 - 1) * 1
+    where it is, and 1 / (1 + 1) * 1.2 ** 2 = 0.72 in the other."""
+    rows = np.array([[0.0], [2.0], [3.2]])
+    weights = np.ones(3)
+    centers, labels, _ = refine.hartigan(
+        rows, weights, np.array([[1.0], [3.2]]), np.array([0, 0, 1]), 10
+    )
+    np.testing.assert_array_equal(labels, [0, 1, 1])
+    np.testing.assert_allclose(centers, [[0.0], [2.6]])
+
+
+def test_algorithm_hartigan_on_vectors_lowers_the_inertia():
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data
+    for seed in range(2):
+        lloyd_fit = VectorQuantizer(64, random_state=seed).fit(X)
+        moved = VectorQuantizer(64, random_state=seed, algorithm="hartigan").fit(X)
+        assert moved.inertia_ < lloyd_fit.inertia_ * (1 - 1e-3)
+        labels = moved.transform(X)[:, 0]
+        weights = np.ones(len(X))
+        assert_fixed_point(X, weights, moved.codebook_, labels)
+        assert_hartigan_stable(X, weights, moved.codebook_, labels)
+        np.testing.assert_allclose(
+            moved.inertia_, inertia(X, weights, moved.codebook_), rtol=1e-9
+        )
+
+
+def test_algorithm_hartigan_on_images_is_a_fixed_point_no_worse_than_lloyd(crop):
+    rows, weights = crop
+    lloyd_fit = VectorQuantizer(12, random_state=0).fit(rows, sample_weight=weights)
+    moved = VectorQuantizer(12, random_state=0, algorithm="hartigan")
+    moved.fit(rows, sample_weight=weights)
+    assert moved.inertia_ <= lloyd_fit.inertia_
+    labels = moved.transform(rows)[:, 0]
+    assert_fixed_point(rows, weights, moved.codebook_, labels)
+    assert_hartigan_stable(rows, weights.astype(float), moved.codebook_, labels)
+
+
+# ---------------------------------------------------------------------------
 # Warm starts: init= an array
 
 

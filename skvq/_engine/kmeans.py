@@ -40,11 +40,12 @@ table, never through an ``n_samples x K`` distance matrix (and
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import grid, lloyd, sweep
+from . import grid, lloyd, progress, sweep
 from .colors import (
     distinct_keys,
     levels,
@@ -66,6 +67,12 @@ MIN_COARSENING = 2
 # seeds where many pixels are, and the fit ends up to 0.3 dB below
 # KMeans on all pixels at K = 256 (benchmarks/bench_quality.py).
 MIN_SEEDING_CELLS = 2
+# General vectors of more features are fitted by scikit-learn's KMeans
+# itself: the search grid prunes little there, and KMeans's passes (matrix
+# products) are faster: on load_digits (64 features) and 4x4 blocks of a
+# photo (16) at K = 256, the grid's passes took 2.8 and 2.7 times
+# KMeans's time.
+GRID_MAX_FEATURES = 4
 
 
 @dataclass(frozen=True)
@@ -108,8 +115,9 @@ def fit_codebook(
 
     ``init`` may be an array of ``n_clusters`` initial centers: Lloyd's
     passes then start from them on the distinct rows (a warm start).
-    ``algorithm="breathing"`` continues from Lloyd's result with breathing
-    k-means (:func:`skvq._engine.refine.breathe`).
+    ``algorithm="hartigan"`` and ``"breathing"`` continue from Lloyd's
+    result with Hartigan's single-row moves or breathing k-means
+    (:func:`skvq._engine.refine.hartigan`, :func:`~skvq._engine.refine.breathe`).
 
     Returns
     -------
@@ -198,11 +206,9 @@ def _fit_levels(X, found, sample_weight, histogram, n_clusters, params):
             refine=functools.partial(on_the_rows, relaxation=1.0),
             coordinates=coordinates,
         )
-    centers, inertia, n_iter, labels = fitted
-    if params.algorithm == "breathing":
-        centers, inertia, n_iter, labels = _breathe(
-            values, weights, centers, labels, inertia, n_iter, params, coordinates
-        )
+    centers, inertia, n_iter, labels = _improve(
+        values, weights, *fitted, params, coordinates
+    )
     if not params.return_codes:
         return centers, inertia, n_iter
     if sample_weight is not None and not np.all(sample_weight > 0):
@@ -220,11 +226,12 @@ def _fit_vectors(X, sample_weight, n_clusters, params):
     The seeds are those :class:`~sklearn.cluster.KMeans` picks for the same
     ``random_state`` (its algorithm and draws, on the samples in order), and
     the passes are plain Lloyd's, as KMeans's, but run to a fixed point
-    (with ``tol=0``): the inertia is that of ``KMeans(n_init=1)`` or lower,
-    unless distances tie exactly. Ties go to the lowest index here, and by
-    the rounding of ``|c|^2 - 2 x.c`` in KMeans, so on integer features
-    the two can reach different fixed points (up to 0.1 % apart either way
-    on ``load_digits`` at K = 256).
+    (with ``tol=0``): the inertia is that of ``KMeans(n_init=1)`` or lower.
+    Up to ``GRID_MAX_FEATURES`` features, the engine's passes do it, exact
+    with ties to the lowest index (on integer features, where distances tie
+    exactly, KMeans breaks ties by the rounding of ``|c|^2 - 2 x.c``, and
+    the two can reach fixed points up to 0.1 % apart either way); with more,
+    KMeans's own passes, continued to a fixed point.
     """
     points = np.asarray(X, dtype=np.float64)
     weights = (
@@ -251,8 +258,10 @@ def _fit_vectors(X, sample_weight, n_clusters, params):
         )
 
     try:
-        if isinstance(params.init, str):
-            centers, inertia, n_iter, labels = best_of(
+        if points.shape[1] > GRID_MAX_FEATURES:
+            fitted = _fit_by_kmeans(points, weights, n_clusters, params)
+        elif isinstance(params.init, str):
+            fitted = best_of(
                 points,
                 weights,
                 n_clusters,
@@ -262,19 +271,72 @@ def _fit_vectors(X, sample_weight, n_clusters, params):
                 refine=refine,
             )
         else:
-            centers, inertia, n_iter, labels = refine(
-                np.array(params.init, dtype=float)
-            )
+            fitted = refine(np.array(params.init, dtype=float))
     except _FewerRows:
         rows, _ = unique_rows(points[weights > 0])
         return _the_distinct_rows(X, rows, params.return_codes)
-    if params.algorithm == "breathing":
-        centers, inertia, n_iter, labels = _breathe(
-            points, weights, centers, labels, inertia, n_iter, params, coordinates
-        )
+    centers, inertia, n_iter, labels = _improve(
+        points, weights, *fitted, params, coordinates
+    )
     if not params.return_codes:
         return centers, inertia, n_iter
+    if points.shape[1] > GRID_MAX_FEATURES and params.algorithm == "lloyd":
+        # KMeans's labels break exact ties by rounding: transform's way.
+        return centers, inertia, n_iter, assign(X, centers, return_distance=False)[0]
     return centers, inertia, n_iter, labels.astype(np.min_scalar_type(n_clusters - 1))
+
+
+def _fit_by_kmeans(points, weights, n_clusters, params):
+    """:class:`~sklearn.cluster.KMeans` itself, with the fit's parameters
+    (``tol=0``: Lloyd's passes until no sample changes cluster)."""
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    progress.say(
+        f"scikit-learn's KMeans: {n_clusters:,} centroids on {len(points):,} points"
+    )
+    with warnings.catch_warnings():
+        # Fewer distinct rows than clusters: found below.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        kmeans = KMeans(
+            n_clusters,
+            init=params.init,
+            n_init=params.n_init,
+            max_iter=params.max_iter,
+            tol=params.tol,
+            random_state=params.random_state,
+        ).fit(points, sample_weight=weights)
+    if len(np.unique(kmeans.cluster_centers_, axis=0)) < n_clusters:
+        raise _FewerRows
+    progress.say(f"KMeans: {kmeans.n_iter_} passes, inertia {kmeans.inertia_:.6g}")
+    return (
+        kmeans.cluster_centers_,
+        kmeans.inertia_,
+        kmeans.n_iter_,
+        kmeans.labels_.astype(np.intp),
+    )
+
+
+def _improve(rows, weights, centers, inertia, n_iter, labels, params, coordinates):
+    """The ``algorithm`` asked for, from Lloyd's fixed point."""
+    if params.algorithm == "breathing":
+        return _breathe(
+            rows, weights, centers, labels, inertia, n_iter, params, coordinates
+        )
+    if params.algorithm == "hartigan":
+        from . import refine
+
+        centers, labels, moves = refine.hartigan(
+            rows, weights, centers, labels, params.max_iter
+        )
+        # Exact passes from there: the means and assignments of a fixed
+        # point, computed as every other fit's (one pass, unless Hartigan's
+        # passes ran out).
+        centers, inertia, passes, labels = refine.lloyd(
+            rows, weights, centers, params.max_iter, coordinates
+        )
+        return centers, inertia, n_iter + moves + passes, labels
+    return centers, inertia, n_iter, labels
 
 
 def _breathe(rows, weights, centers, labels, inertia, n_iter, params, coordinates):

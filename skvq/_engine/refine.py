@@ -1,4 +1,5 @@
-"""Moves between Lloyd fixed points: split, remove, and breathing k-means.
+"""Moves between Lloyd fixed points: split, remove, breathing k-means, and
+Hartigan's single-row moves.
 
 Lloyd's algorithm stops at the first fixed point it reaches. Two moves
 change which clusters there are, and exact weighted Lloyd passes over the
@@ -16,6 +17,9 @@ splits and ``m`` removals from Lloyd's result while that lowers the error,
 then tries again with ``m - 1``, down to 1: a better optimum than Lloyd's,
 from a handful of warm-started Lloyd runs. Splits and removals alone grow or
 shrink a fitted codebook to a nearby size (:mod:`skvq.target`).
+
+Hartigan's moves (:func:`hartigan`) keep the clusters and move one row at a
+time, wherever that lowers the error once both means have moved.
 
 Everything here works on weighted distinct rows (``unique_rows``), on which
 Lloyd's passes are those over every sample.
@@ -195,6 +199,69 @@ def _neighbors(centers):
         np.ascontiguousarray(index[keep].reshape(shape), dtype=np.intp),
         np.ascontiguousarray(distance[keep].reshape(shape)),
     )
+
+
+def hartigan(rows, weights, centers, labels, max_passes):
+    """Hartigan's single-row moves from a Lloyd fixed point, to their own.
+
+    Lloyd's iteration moves a row only to a nearer codeword. Moving one row
+    also moves the two means, and Hartigan and Wong's criterion counts that:
+    a row of weight ``w`` leaves cluster ``a`` for ``b`` when
+    ``W_b / (W_b + w) |x - c_b|^2 < W_a / (W_a - w) |x - c_a|^2`` (``W``:
+    the clusters' total weights), which lowers the error by the difference
+    even when ``c_b`` is farther than ``c_a``. Passes over the rows in order
+    make such moves until a pass makes none or ``max_passes`` are done.
+    Every Hartigan fixed point is a Lloyd fixed point, and on exact ties
+    (integer features) it also decides which way a row should go: a tie is
+    never stable.
+
+    Returns
+    -------
+    centers : ndarray of shape (n_codes, n_features), float64
+        The means of the new clusters, recomputed from their rows.
+    labels : ndarray of shape (n_rows,), intp
+    n_passes : int
+        Passes made (the last one moved no row unless ``max_passes`` ran out).
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    centers = np.array(centers, dtype=np.float64, order="C")
+    labels = np.array(labels, dtype=np.intp)
+    sizes = np.bincount(labels, weights, minlength=len(centers))
+    k = len(centers)
+    # Hartigan and Wong's live sets: when each row was last looked at and
+    # each cluster last changed, on a clock of rows looked at, and the
+    # clusters most recently changed first (a linked list headed at k).
+    seen = np.full(len(rows), -1, dtype=np.int64)
+    changed = np.zeros(k, dtype=np.int64)
+    later = np.append(np.arange(1, k + 1), 0)
+    later[k - 1] = -1
+    earlier = np.append(np.arange(-1, k - 1), -1)
+    earlier[0] = k
+    clock = 0
+    n_passes = 0
+    while n_passes < max_passes:
+        n_passes += 1
+        n_moved, clock = _refine.single_moves(
+            rows,
+            weights,
+            labels,
+            centers,
+            sizes,
+            seen,
+            changed,
+            later,
+            earlier,
+            clock,
+            _GAIN,
+        )
+        if n_moved == 0:
+            break
+    sums = np.zeros_like(centers)
+    np.add.at(sums, labels, rows * weights[:, None])
+    occupied = sizes > 0
+    centers[occupied] = sums[occupied] / sizes[occupied, None]
+    return centers, labels, n_passes
 
 
 def breathe(
