@@ -12,7 +12,11 @@ at the first entry whose distance to the box exceeds the best distance
 found, so it is exact (ties go to the lower index, as ``argmin``) and costs
 a few distances per pixel. Lists are made only for the cells that values
 fall in, so a palette of 65,536 entries costs time only where it is used.
-A value outside the grid is compared with every entry.
+The grid has two levels: a cell's list is made from the list of the coarse
+cell (twice as wide along each axis) around it, which holds every entry
+that may be nearest to a point of the cell, so fine cells (short lists to
+scan) cost a pass over a short list, not over the palette. A value outside
+the grid is compared with every entry.
 
 The diffusion is serpentine Floyd–Steinberg, with the error each pixel
 receives damped and optionally bounded: see ``diffuse``.
