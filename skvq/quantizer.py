@@ -132,15 +132,15 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         K = 256 ends 5 to 6 % lower, K = 64 1 to 2 %, for about 1.5 to 3
         times the time of a "lloyd" fit; images gain a few thousandths of a
         dB. "breathing": breathing k-means (Fritzke, 2021) from Lloyd's
-        fixed point: a few codewords are
-        added where the error is largest and as many of the least useful
-        removed, each time followed by Lloyd's iterations to a fixed point,
-        for as long as that lowers the inertia. Each ends at a fixed point
-        whose inertia is never above the "lloyd" fit's. On the sample
-        photos, "breathing" reaches a PSNR a few hundredths of a dB above the best of ten
-        KMeans runs (``KMeans(n_init=10)``) at K = 16 to 256, for 3 to 8
-        times the time of a "lloyd" fit and a small fraction of
-        ``KMeans(n_init=10)``'s (``docs/quality.md``). Ignored by
+        fixed point: a few codewords are added where the error is largest
+        and as many of the least useful removed, each time followed by
+        Lloyd's iterations to a fixed point, for as long as that lowers the
+        inertia. Each ends at a fixed point whose inertia is never above the
+        "lloyd" fit's. On the sample photos, "breathing" reaches a PSNR a
+        few hundredths of a dB above the best of ten KMeans runs
+        (``KMeans(n_init=10)``) at K = 16 to 256, for 3 to 8 times the time
+        of a "lloyd" fit and a small fraction of ``KMeans(n_init=10)``'s
+        (``docs/quality.md``). Both are ignored by
         :meth:`partial_fit`.
     verbose : int, default=0
         Verbosity, as in KMeans: 0 prints nothing; 1 prints a line on

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import grid, lloyd, progress, sweep
+from . import grid, lloyd, progress, sweep, threads
 from .colors import (
     distinct_keys,
     levels,
@@ -288,14 +288,15 @@ def _fit_vectors(X, sample_weight, n_clusters, params):
 
 def _fit_by_kmeans(points, weights, n_clusters, params):
     """:class:`~sklearn.cluster.KMeans` itself, with the fit's parameters
-    (``tol=0``: Lloyd's passes until no sample changes cluster)."""
+    (``tol=0``: Lloyd's passes until no sample changes cluster), on one
+    thread (:func:`threads.one_thread`)."""
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
     progress.say(
         f"scikit-learn's KMeans: {n_clusters:,} centroids on {len(points):,} points"
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threads.one_thread():
         # Fewer distinct rows than clusters: found below.
         warnings.simplefilter("ignore", ConvergenceWarning)
         kmeans = KMeans(
