@@ -327,7 +327,7 @@ def _improve(rows, weights, centers, inertia, n_iter, labels, params, coordinate
     if params.algorithm == "hartigan":
         from . import refine
 
-        centers, labels, moves = refine.hartigan(
+        centers, labels, moving_passes = refine.hartigan(
             rows, weights, centers, labels, params.max_iter
         )
         # Exact passes from there: the means and assignments of a fixed
@@ -336,7 +336,7 @@ def _improve(rows, weights, centers, inertia, n_iter, labels, params, coordinate
         centers, inertia, passes, labels = refine.lloyd(
             rows, weights, centers, params.max_iter, coordinates
         )
-        return centers, inertia, n_iter + moves + passes, labels
+        return centers, inertia, n_iter + moving_passes + passes, labels
     return centers, inertia, n_iter, labels
 
 
