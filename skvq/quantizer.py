@@ -82,7 +82,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     histogram of their rows (the weighted mean row of each cell of a fine
     grid), and the Lloyd passes then read the rows where they are: no
     float64 copy, about 5 bytes a row besides the data, and a fixed point
-    all the same. ``transform`` codes them the same way. Data of more than
+    all the same. ``transform`` and ``score`` read them the same way. Data of more than
     four features that are not levels are fitted by
     :class:`~sklearn.cluster.KMeans` itself (its seeds and its passes,
     which are faster there than a search grid), continued to a fixed point
@@ -457,10 +457,11 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype="numeric", reset=False)
-        _, sq_dist = _kmeans.assign(_as_supported_dtype(X), self.codebook_)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        return -float(np.average(sq_dist, weights=sample_weight))
+        total = _kmeans.inertia(_as_supported_dtype(X), self.codebook_, sample_weight)
+        weight = len(X) if sample_weight is None else sample_weight.sum()
+        return -float(total / weight)
 
     def bit_report(self, n_samples, depth=8):
         """Bit accounting for ``n_samples`` encoded with this codebook.

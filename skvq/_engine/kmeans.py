@@ -400,6 +400,16 @@ def _perplexity(weights):
     return float(np.exp(-np.dot(p, np.log(p))))
 
 
+def inertia(X, codebook, sample_weight=None):
+    """The (weighted) sum of squared distances of the rows of ``X`` to their
+    nearest codebook row; big float data are read in place
+    (:func:`skvq._engine.sweep.inertia`), not copied."""
+    if len(X) and levels(X) is None and sweep.suits(X):
+        return sweep.inertia(X, codebook, sample_weight)
+    _, sq_dist = assign(X, codebook)
+    return float(sq_dist.sum() if sample_weight is None else sq_dist @ sample_weight)
+
+
 def assign(X, codebook, *, return_distance=True):
     """Index of the nearest codebook row for each row of ``X`` (the lowest on ties).
 
