@@ -82,11 +82,11 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     histogram of their rows (the weighted mean row of each cell of a fine
     grid), and the Lloyd passes then read the rows where they are: no
     float64 copy, about 5 bytes a row besides the data, and a fixed point
-    all the same. ``transform`` and ``score`` read them the same way. Data of more than
-    four features that are not levels are fitted by
+    all the same. ``transform`` and ``score`` read them the same way.
+    Data of more than four features that are not levels are fitted by
     :class:`~sklearn.cluster.KMeans` itself (its seeds and its passes,
-    which are faster there than a search grid), continued to a fixed point
-    with ``tol=0``.
+    which are faster there than a search grid; on one thread), continued
+    to a fixed point with ``tol=0``.
 
     Parameters
     ----------
