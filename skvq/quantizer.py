@@ -82,11 +82,11 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     histogram of their rows (the weighted mean row of each cell of a fine
     grid), and the Lloyd passes then read the rows where they are: no
     float64 copy, about 5 bytes a row besides the data, and a fixed point
-    all the same. ``transform`` codes them the same way. Data of more than
-    four features that are not levels are fitted by
+    all the same. ``transform`` and ``score`` read them the same way.
+    Data of more than four features that are not levels are fitted by
     :class:`~sklearn.cluster.KMeans` itself (its seeds and its passes,
-    which are faster there than a search grid), continued to a fixed point
-    with ``tol=0``.
+    which are faster there than a search grid; on one thread), continued
+    to a fixed point with ``tol=0``.
 
     Parameters
     ----------
@@ -132,15 +132,15 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         K = 256 ends 5 to 6 % lower, K = 64 1 to 2 %, for about 1.5 to 3
         times the time of a "lloyd" fit; images gain a few thousandths of a
         dB. "breathing": breathing k-means (Fritzke, 2021) from Lloyd's
-        fixed point: a few codewords are
-        added where the error is largest and as many of the least useful
-        removed, each time followed by Lloyd's iterations to a fixed point,
-        for as long as that lowers the inertia. Each ends at a fixed point
-        whose inertia is never above the "lloyd" fit's. On the sample
-        photos, "breathing" reaches a PSNR a few hundredths of a dB above the best of ten
-        KMeans runs (``KMeans(n_init=10)``) at K = 16 to 256, for 3 to 8
-        times the time of a "lloyd" fit and a small fraction of
-        ``KMeans(n_init=10)``'s (``docs/quality.md``). Ignored by
+        fixed point: a few codewords are added where the error is largest
+        and as many of the least useful removed, each time followed by
+        Lloyd's iterations to a fixed point, for as long as that lowers the
+        inertia. Each ends at a fixed point whose inertia is never above the
+        "lloyd" fit's. On the sample photos, "breathing" reaches a PSNR a
+        few hundredths of a dB above the best of ten KMeans runs
+        (``KMeans(n_init=10)``) at K = 16 to 256, for 3 to 8 times the time
+        of a "lloyd" fit and a small fraction of ``KMeans(n_init=10)``'s
+        (``docs/quality.md``). Both are ignored by
         :meth:`partial_fit`.
     verbose : int, default=0
         Verbosity, as in KMeans: 0 prints nothing; 1 prints a line on
@@ -457,10 +457,11 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype="numeric", reset=False)
-        _, sq_dist = _kmeans.assign(_as_supported_dtype(X), self.codebook_)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        return -float(np.average(sq_dist, weights=sample_weight))
+        total = _kmeans.inertia(_as_supported_dtype(X), self.codebook_, sample_weight)
+        weight = len(X) if sample_weight is None else sample_weight.sum()
+        return -float(total / weight)
 
     def bit_report(self, n_samples, depth=8):
         """Bit accounting for ``n_samples`` encoded with this codebook.

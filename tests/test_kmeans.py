@@ -1138,6 +1138,29 @@ def test_big_float32_data_are_fitted_without_a_float64_copy():
     assert codes.dtype == np.uint8
 
 
+def test_big_float32_data_are_scored_without_a_float64_copy():
+    X = np.random.default_rng(0).random((sweep.SWEEP_MIN_ROWS, 3), dtype=np.float32)
+    weights = np.random.default_rng(1).random(len(X))
+    quantizer = VectorQuantizer(16, max_iter=2, random_state=0).fit(X[:100_000])
+    tracemalloc.start()
+    try:
+        score = quantizer.score(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.75 * X.nbytes
+    # Brute force, a block of rows at a time.
+    sq = np.concatenate(
+        [
+            brute_sq_distances(block, quantizer.codebook_).min(axis=1)
+            for block in np.array_split(X, 100)
+        ]
+    )
+    assert score == pytest.approx(-sq.mean(), rel=1e-9)
+    weighted = quantizer.score(X, sample_weight=weights)
+    assert weighted == pytest.approx(-np.average(sq, weights=weights), rel=1e-9)
+
+
 def test_big_float32_data_are_coded_without_a_float64_copy():
     X = np.random.default_rng(0).random((sweep.SWEEP_MIN_ROWS, 3), dtype=np.float32)
     quantizer = VectorQuantizer(16, max_iter=2, random_state=0).fit(X[:100_000])

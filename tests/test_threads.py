@@ -85,3 +85,32 @@ def test_the_cpus_are_those_this_process_may_run_on(monkeypatch):
     assert threads._cpus() == 1
     monkeypatch.delattr(os, "sched_getaffinity")
     assert threads._cpus() == os.cpu_count()
+
+
+def test_kmeans_of_many_features_runs_on_one_thread(monkeypatch):
+    """scikit-learn's thread pools run one thread while skvq fits through
+    KMeans (more than four features), and get their limits back after."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_info
+
+    from skvq import VectorQuantizer
+
+    seen = []
+    fit = KMeans.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append(
+            {pool["filepath"]: pool["num_threads"] for pool in threadpool_info()}
+        )
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(KMeans, "fit", recording_fit)
+    before = {pool["filepath"]: pool["num_threads"] for pool in threadpool_info()}
+    X = np.random.default_rng(0).normal(size=(500, 6))
+    VectorQuantizer(4, random_state=0).fit(X)
+    assert len(seen) == 1
+    assert set(seen[0].values()) == {1}
+    assert {
+        pool["filepath"]: pool["num_threads"] for pool in threadpool_info()
+    } == before

@@ -79,8 +79,6 @@ def runner_up(
     return best_array, sq_array
 
 
-
-
 def single_moves(
     const double[:, ::1] rows,
     const double[::1] weights,

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import grid, lloyd, progress, sweep
+from . import grid, lloyd, progress, sweep, threads
 from .colors import (
     distinct_keys,
     levels,
@@ -288,14 +288,15 @@ def _fit_vectors(X, sample_weight, n_clusters, params):
 
 def _fit_by_kmeans(points, weights, n_clusters, params):
     """:class:`~sklearn.cluster.KMeans` itself, with the fit's parameters
-    (``tol=0``: Lloyd's passes until no sample changes cluster)."""
+    (``tol=0``: Lloyd's passes until no sample changes cluster), on one
+    thread (:func:`threads.one_thread`)."""
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
     progress.say(
         f"scikit-learn's KMeans: {n_clusters:,} centroids on {len(points):,} points"
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threads.one_thread():
         # Fewer distinct rows than clusters: found below.
         warnings.simplefilter("ignore", ConvergenceWarning)
         kmeans = KMeans(
@@ -326,7 +327,7 @@ def _improve(rows, weights, centers, inertia, n_iter, labels, params, coordinate
     if params.algorithm == "hartigan":
         from . import refine
 
-        centers, labels, moves = refine.hartigan(
+        centers, labels, moving_passes = refine.hartigan(
             rows, weights, centers, labels, params.max_iter
         )
         # Exact passes from there: the means and assignments of a fixed
@@ -335,7 +336,7 @@ def _improve(rows, weights, centers, inertia, n_iter, labels, params, coordinate
         centers, inertia, passes, labels = refine.lloyd(
             rows, weights, centers, params.max_iter, coordinates
         )
-        return centers, inertia, n_iter + moves + passes, labels
+        return centers, inertia, n_iter + moving_passes + passes, labels
     return centers, inertia, n_iter, labels
 
 
@@ -397,6 +398,16 @@ def _perplexity(weights):
     p = weights / weights.sum()
     p = p[p > 0]
     return float(np.exp(-np.dot(p, np.log(p))))
+
+
+def inertia(X, codebook, sample_weight=None):
+    """The (weighted) sum of squared distances of the rows of ``X`` to their
+    nearest codebook row; big float data are read in place
+    (:func:`skvq._engine.sweep.inertia`), not copied."""
+    if len(X) and levels(X) is None and sweep.suits(X):
+        return sweep.inertia(X, codebook, sample_weight)
+    _, sq_dist = assign(X, codebook)
+    return float(sq_dist.sum() if sample_weight is None else sq_dist @ sample_weight)
 
 
 def assign(X, codebook, *, return_distance=True):

@@ -225,9 +225,10 @@ def hartigan(rows, weights, centers, labels, max_passes):
     """
     rows = np.ascontiguousarray(rows, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
-    centers = np.array(centers, dtype=np.float64, order="C")
     labels = np.array(labels, dtype=np.intp)
-    sizes = np.bincount(labels, weights, minlength=len(centers))
+    # The criterion holds for clusters at their means: Lloyd's passes that
+    # stopped at max_iter or at tol may have left them a little away.
+    centers, sizes = _means(rows, weights, labels, centers)
     k = len(centers)
     # Hartigan and Wong's live sets: when each row was last looked at and
     # each cluster last changed, on a clock of rows looked at, and the
@@ -257,11 +258,21 @@ def hartigan(rows, weights, centers, labels, max_passes):
         )
         if n_moved == 0:
             break
-    sums = np.zeros_like(centers)
-    np.add.at(sums, labels, rows * weights[:, None])
-    occupied = sizes > 0
-    centers[occupied] = sums[occupied] / sizes[occupied, None]
+    # The means moved by one row at a time: recomputed, without their drift.
+    centers, _ = _means(rows, weights, labels, centers)
     return centers, labels, n_passes
+
+
+def _means(rows, weights, labels, centers):
+    """The weighted mean of each cluster's rows (``centers`` where it has
+    none, as a C-contiguous copy), and the clusters' total weights."""
+    sizes = np.bincount(labels, weights, minlength=len(centers))
+    means = np.array(centers, dtype=np.float64, order="C")
+    occupied = sizes > 0
+    for feature in range(rows.shape[1]):
+        sums = np.bincount(labels, weights * rows[:, feature], minlength=len(centers))
+        means[occupied, feature] = sums[occupied] / sizes[occupied]
+    return means, sizes
 
 
 def breathe(

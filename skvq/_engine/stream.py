@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
-from . import kmeans
+from . import kmeans, threads
 from .histogram import Histogram
 
 # The parameters of VectorQuantizer that the fit of a stream reads.
@@ -83,7 +83,8 @@ class MiniBatchStream:
                 return chunk.rows.astype(np.float64), 0.0, 0
             self.pending = None
             self.minibatch = MiniBatchKMeans(**params)
-        self.minibatch.partial_fit(X, sample_weight=sample_weight)
+        with threads.one_thread():
+            self.minibatch.partial_fit(X, sample_weight=sample_weight)
         codebook = self.minibatch.cluster_centers_.copy()
         _, sq_dist = kmeans.assign(X, codebook)
         inertia = sq_dist.sum() if sample_weight is None else sq_dist @ sample_weight

@@ -99,6 +99,19 @@ def assign(X, codebook):
     return passes.labels
 
 
+def inertia(X, codebook, sample_weight=None):
+    """The weighted sum of squared distances of the rows of big float data
+    to their nearest codeword, the rows read in place (one pass of
+    :func:`fit`'s)."""
+    X = np.ascontiguousarray(X)
+    codebook = np.ascontiguousarray(codebook, dtype=np.float64)
+    weights = (
+        None if sample_weight is None else np.ascontiguousarray(sample_weight, float)
+    )
+    passes = _Passes(X, weights, *_extent(X), len(codebook))
+    return passes.assign(codebook, first=True)[3]
+
+
 def _extent(X):
     """The least value of each feature, the greatest extent of the features,
     and the scale that maps them onto a grid of ``2**bits`` cells a side."""
