@@ -493,12 +493,20 @@ def test_large_seedings_run_on_the_grid_with_scikit_learns_choices(monkeypatch):
     monkeypatch.setattr(seeding._seeding, "grid_kmeans_plusplus", called)
     points = np.random.default_rng(0).uniform(0, 255, size=(5000, 3))
     monkeypatch.setattr(seeding, "_GRID_MIN_WORK", 5000 * 63)
-    ours = seeding.kmeans_plusplus(points, np.ones(5000), 64, check_random_state(1))
-    assert called.call_count == 0, "below the threshold: the greedy loop"
+    ours = seeding.kmeans_plusplus(points, np.ones(5000), 32, check_random_state(1))
+    assert called.call_count == 0, "below the thresholds: the greedy loop"
     ours = seeding.kmeans_plusplus(points, np.ones(5000), 65, check_random_state(1))
     assert called.call_count == 1
     _, theirs = kmeans_plusplus(points, 65, random_state=check_random_state(1))
     np.testing.assert_array_equal(ours, theirs)
+    # Many clusters on few points: the grid too.
+    few = points[:2000]
+    ours = seeding.kmeans_plusplus(few, np.ones(2000), 64, check_random_state(1))
+    assert called.call_count == 2
+    _, theirs = kmeans_plusplus(few, 64, random_state=check_random_state(1))
+    np.testing.assert_array_equal(ours, theirs)
+    seeding.kmeans_plusplus(few, np.ones(2000), 63, check_random_state(1))
+    assert called.call_count == 2, "fewer clusters: the greedy loop"
 
 
 @pytest.mark.parametrize("init", ["k-means++", "random"])
