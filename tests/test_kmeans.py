@@ -1132,16 +1132,24 @@ def test_sweep_assigns_every_row_as_brute_force(seed, k, n_features, dtype, spre
     np.testing.assert_array_equal(codes, brute_force_codes(X, codebook))
 
 
+def with_peak_allocation(function, *args):
+    """``function(*args)`` and the most memory it had allocated at once."""
+    tracemalloc.start()
+    try:
+        result = function(*args)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
 def test_big_float32_data_are_fitted_without_a_float64_copy():
     # Issue 18: 20 M rows of float32 took 13.8 times their size; a float64
     # copy alone is twice their size. The sweep keeps 5 bytes a row.
     X = np.random.default_rng(0).random((sweep.SWEEP_MIN_ROWS, 3), dtype=np.float32)
-    tracemalloc.start()
-    try:
-        codes = VectorQuantizer(16, max_iter=2, random_state=0).fit_transform(X)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    codes, peak = with_peak_allocation(
+        VectorQuantizer(16, max_iter=2, random_state=0).fit_transform, X
+    )
     assert peak < 0.75 * X.nbytes
     assert codes.dtype == np.uint8
 
@@ -1150,12 +1158,7 @@ def test_big_float32_data_are_scored_without_a_float64_copy():
     X = np.random.default_rng(0).random((sweep.SWEEP_MIN_ROWS, 3), dtype=np.float32)
     weights = np.random.default_rng(1).random(len(X))
     quantizer = VectorQuantizer(16, max_iter=2, random_state=0).fit(X[:100_000])
-    tracemalloc.start()
-    try:
-        score = quantizer.score(X)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    score, peak = with_peak_allocation(quantizer.score, X)
     assert peak < 0.75 * X.nbytes
     # Brute force, a block of rows at a time.
     sq = np.concatenate(
@@ -1172,12 +1175,7 @@ def test_big_float32_data_are_scored_without_a_float64_copy():
 def test_big_float32_data_are_coded_without_a_float64_copy():
     X = np.random.default_rng(0).random((sweep.SWEEP_MIN_ROWS, 3), dtype=np.float32)
     quantizer = VectorQuantizer(16, max_iter=2, random_state=0).fit(X[:100_000])
-    tracemalloc.start()
-    try:
-        codes = quantizer.transform(X)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    codes, peak = with_peak_allocation(quantizer.transform, X)
     assert peak < 0.75 * X.nbytes
     np.testing.assert_array_equal(
         codes[:1000, 0], brute_force_codes(X[:1000], quantizer.codebook_)
