@@ -240,7 +240,14 @@ def _fit_vectors(X, sample_weight, n_clusters, params):
     if np.count_nonzero(weights) <= n_clusters:
         rows, _ = unique_rows(points[weights > 0])
         return _the_distinct_rows(X, rows, params.return_codes)
-    coordinates = grid.Coordinates.quantized(points)
+    by_kmeans = points.shape[1] > GRID_MAX_FEATURES
+    # Where the rows fall on the grid of the engine's passes: not needed
+    # when KMeans does the whole fit.
+    coordinates = (
+        None
+        if by_kmeans and params.algorithm == "lloyd"
+        else grid.Coordinates.quantized(points)
+    )
 
     def refine(centers):
         if len(np.unique(centers, axis=0)) < n_clusters:
@@ -258,8 +265,8 @@ def _fit_vectors(X, sample_weight, n_clusters, params):
         )
 
     try:
-        if points.shape[1] > GRID_MAX_FEATURES:
-            fitted = _fit_by_kmeans(points, weights, n_clusters, params)
+        if by_kmeans:
+            fitted = _fit_by_kmeans(points, sample_weight, n_clusters, params)
         elif isinstance(params.init, str):
             fitted = best_of(
                 points,
@@ -280,13 +287,13 @@ def _fit_vectors(X, sample_weight, n_clusters, params):
     )
     if not params.return_codes:
         return centers, inertia, n_iter
-    if points.shape[1] > GRID_MAX_FEATURES and params.algorithm == "lloyd":
+    if by_kmeans and params.algorithm == "lloyd":
         # KMeans's labels break exact ties by rounding: transform's way.
         return centers, inertia, n_iter, assign(X, centers, return_distance=False)[0]
     return centers, inertia, n_iter, labels.astype(np.min_scalar_type(n_clusters - 1))
 
 
-def _fit_by_kmeans(points, weights, n_clusters, params):
+def _fit_by_kmeans(points, sample_weight, n_clusters, params):
     """:class:`~sklearn.cluster.KMeans` itself, with the fit's parameters
     (``tol=0``: Lloyd's passes until no sample changes cluster), on one
     thread (:func:`threads.one_thread`)."""
@@ -306,7 +313,7 @@ def _fit_by_kmeans(points, weights, n_clusters, params):
             max_iter=params.max_iter,
             tol=params.tol,
             random_state=params.random_state,
-        ).fit(points, sample_weight=weights)
+        ).fit(points, sample_weight=sample_weight)
     if len(np.unique(kmeans.cluster_centers_, axis=0)) < n_clusters:
         raise _FewerRows
     progress.say(f"KMeans: {kmeans.n_iter_} passes, inertia {kmeans.inertia_:.6g}")
