@@ -31,6 +31,7 @@ import numpy as np
 
 from . import _refine
 from . import lloyd as _lloyd
+from .colors import group_sums
 
 # Codewords added and removed by a breath at first (Fritzke's default).
 BREATHS = 5
@@ -266,13 +267,9 @@ def hartigan(rows, weights, centers, labels, max_passes):
 def _means(rows, weights, labels, centers):
     """The weighted mean of each cluster's rows (``centers`` where it has
     none, as a C-contiguous copy), and the clusters' total weights."""
-    sizes = np.bincount(labels, weights, minlength=len(centers))
-    means = np.array(centers, dtype=np.float64, order="C")
-    occupied = sizes > 0
-    for feature in range(rows.shape[1]):
-        sums = np.bincount(labels, weights * rows[:, feature], minlength=len(centers))
-        means[occupied, feature] = sums[occupied] / sizes[occupied]
-    return means, sizes
+    sums, sizes = group_sums(rows, weights, labels, len(centers))
+    means = _lloyd._means(np.asarray(centers, dtype=np.float64), sums, sizes)
+    return np.ascontiguousarray(means), sizes
 
 
 def breathe(
