@@ -230,12 +230,8 @@ def encode(
     if codebook is None:
         if indices is not None and len(np.unique(indices)) <= n_clusters:
             return _palette_encoding(indices, frames)
-        if metric.plain and method is None:
-            quantizer = make_quantizer(n_clusters, **params)
-            codes = quantizer.fit_transform(pixels)
-            return Encoding(
-                quantizer.codebook_, codes.reshape(frames.shape[:-1]), quantizer
-            )
+        # The fit of the color histogram: seeded and first converged on
+        # coarse histograms (see VectorQuantizer.fit), fast on any image.
         fitting = Fitting(frames, metric, method, params)
         return fitting.result(*fitting.fit(n_clusters)).encoding
     centroids = _given_codebook(codebook, frames.shape[-1], max_codes)

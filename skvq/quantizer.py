@@ -72,11 +72,20 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     K-Means runs on the distinct rows of ``X`` weighted by their counts:
     the same objective and the same fixed points as K-Means on every sample,
-    much faster on images, whose colors repeat. For 8-bit data of up to four
-    channels, the seeding and the first Lloyd iterations run on coarse color
-    histograms, and exact passes over the distinct colors finish the job.
-    Float data holding only integers 0..255 (an image cast to float) takes
-    that path too, with the same result as its ``uint8`` form.
+    much faster on images, whose colors repeat. When the samples repeat
+    (the pixels of an image of up to four channels, as 8-bit, 16-bit or
+    float levels, up to 8.4 million), the k-means++ seeds are those
+    :class:`~sklearn.cluster.KMeans` draws for the same ``random_state``
+    (drawn over the samples in their order, with exact integer sums), and
+    Lloyd's passes over the distinct colors continue KMeans's run to a fixed
+    point: the inertia is KMeans's or lower, up to exact ties that the two
+    break differently. A histogram given as distinct rows with
+    ``sample_weight`` (as :func:`skvq.quantize_image`, the encoders and
+    collection fits pass it), larger images, and ``init="random"`` are
+    seeded and first converged on coarse color histograms, 1.2 to 2.4
+    times faster, with seeds of their own; exact passes over the distinct
+    colors finish the job. Float or 16-bit images fit as their 8-bit form
+    does (the same seeds and passes, on their integer codes).
     Big float data whose values are no image levels (at least 1.5 million
     rows of float32 or float64, at most four features) are seeded on a
     histogram of their rows (the weighted mean row of each cell of a fine
@@ -101,8 +110,8 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     n_init : "auto" or int, default="auto"
         Number of seedings tried; the one with the lowest inertia is kept.
         ``"auto"`` is 1 for k-means++ or an array ``init`` and 10 for random,
-        as in KMeans. For 8-bit data the seedings are compared on the
-        coarsest color histogram.
+        as in KMeans. When the seeds are drawn on coarse color histograms
+        (see above), the seedings are compared there.
     max_iter : int, default=300
         Maximum number of Lloyd iterations per seeding and per histogram
         resolution.

@@ -220,9 +220,11 @@ def test_breathing_ends_at_a_fixed_point_no_worse_than_lloyd(crop):
 def test_breathing_weights_are_repeats(crop):
     rows, weights = crop
     small = weights.astype(int) % 3 + 1
-    weighted = VectorQuantizer(6, random_state=0, algorithm="breathing")
+    # From the same start: seeds are drawn over the samples given.
+    start = rows[:6].astype(float)
+    weighted = VectorQuantizer(6, init=start, random_state=0, algorithm="breathing")
     weighted.fit(rows, sample_weight=small)
-    repeated = VectorQuantizer(6, random_state=0, algorithm="breathing")
+    repeated = VectorQuantizer(6, init=start, random_state=0, algorithm="breathing")
     repeated.fit(np.repeat(rows, small, axis=0))
     np.testing.assert_allclose(weighted.codebook_, repeated.codebook_)
 

@@ -28,12 +28,169 @@ cdef double _trial(
     return potential
 
 
+# -- Draws in the order of the samples, as KMeans draws them -------------------
+
+
+# The samples' potentials are summed in blocks of 2**LEVEL_BITS samples,
+# blocks of as many blocks, and so on for three levels: an update adds to
+# one sum of each level, a draw scans at most 2**LEVEL_BITS sums of each.
+cdef enum:
+    LEVEL_BITS = 6
+
+
+cdef struct SampleOrder:
+    # The samples the points stand for, in their given order, and the sums
+    # of their potentials by level: a draw then picks the sample that
+    # KMeans's cumulative sum over the samples picks, and the point it is.
+    # Samples are found by the position of their point in the seeding's
+    # array of distances (its own order of the points).
+    bint on
+    Py_ssize_t n_samples
+    const Py_ssize_t* position  # (n_samples,)
+    const double* weight  # (n_samples,)
+    const Py_ssize_t* start  # (n_points + 1,): the samples position by position
+    const Py_ssize_t* samples  # (n_samples,)
+    double* sums[3]  # the sums of blocks of 2**(LEVEL_BITS * (level + 1)) samples
+    Py_ssize_t n_sums[3]
+
+
+cdef inline Py_ssize_t _n_sums(Py_ssize_t n_samples, int level) noexcept nogil:
+    cdef int bits = LEVEL_BITS * (level + 1)
+    return (n_samples + (1 << bits) - 1) >> bits
+
+
+def _order_sums_size(Py_ssize_t n_samples):
+    return _n_sums(n_samples, 0) + _n_sums(n_samples, 1) + _n_sums(n_samples, 2)
+
+
+cdef void _order_build(SampleOrder* s, const double* closest) noexcept nogil:
+    """The sums of the samples' potentials, from scratch."""
+    cdef Py_ssize_t j, b
+    cdef int level
+    cdef double value
+    for level in range(3):
+        for b in range(s.n_sums[level]):
+            s.sums[level][b] = 0.0
+    for j in range(s.n_samples):
+        value = s.weight[j] * closest[s.position[j]]
+        for level in range(3):
+            s.sums[level][j >> (LEVEL_BITS * (level + 1))] += value
+
+
+cdef void _order_change(SampleOrder* s, Py_ssize_t q, double before, double after) noexcept nogil:
+    """The distance at position ``q`` went from ``before`` to ``after``."""
+    cdef Py_ssize_t k, j
+    cdef double change
+    for k in range(s.start[q], s.start[q + 1]):
+        j = s.samples[k]
+        change = s.weight[j] * (after - before)
+        s.sums[0][j >> LEVEL_BITS] += change
+        s.sums[1][j >> (2 * LEVEL_BITS)] += change
+        s.sums[2][j >> (3 * LEVEL_BITS)] += change
+
+
+cdef double _order_total(const SampleOrder* s) noexcept nogil:
+    cdef Py_ssize_t b
+    cdef double total = 0.0
+    for b in range(s.n_sums[2]):
+        total += s.sums[2][b]
+    return total
+
+
+cdef Py_ssize_t _order_find(SampleOrder* s, const double* closest, double target) noexcept nogil:
+    """The first sample whose cumulative potential reaches ``target``, as
+    ``np.searchsorted(np.cumsum(w * closest), target)`` finds it (clipped to
+    the last sample). Sums are compared, never subtracted: on integer
+    distances and weights they are exact, as numpy's are."""
+    cdef Py_ssize_t b = 0, end, j
+    cdef int level
+    cdef double reached = 0.0
+    for level in range(2, -1, -1):
+        # Within the block found one level up, the first whose sum reaches.
+        end = min((b + 1) << LEVEL_BITS, s.n_sums[level]) if level < 2 else s.n_sums[2]
+        b = b << LEVEL_BITS if level < 2 else 0
+        while b < end - 1 and reached + s.sums[level][b] < target:
+            reached += s.sums[level][b]
+            b += 1
+    end = min((b + 1) << LEVEL_BITS, s.n_samples)
+    for j in range(b << LEVEL_BITS, end):
+        reached += s.weight[j] * closest[s.position[j]]
+        if reached >= target:
+            return j
+    return s.n_samples - 1
+
+
+cdef SampleOrder _sample_order(samples, double[::1] sums) except *:
+    """The struct over ``samples = (position, weight, start, by_position)``,
+    its sums in ``sums`` (of ``_order_sums_size(n_samples)``)."""
+    cdef SampleOrder s
+    cdef const Py_ssize_t[::1] position, start, by_position
+    cdef const double[::1] weight
+    cdef int level
+    s.on = samples is not None
+    if not s.on:
+        return s
+    position, weight, start, by_position = samples
+    s.n_samples = position.shape[0]
+    s.position, s.weight = &position[0], &weight[0]
+    s.start, s.samples = &start[0], &by_position[0]
+    s.sums[0] = &sums[0]
+    for level in range(3):
+        s.n_sums[level] = _n_sums(s.n_samples, level)
+        if level:
+            s.sums[level] = s.sums[level - 1] + s.n_sums[level - 1]
+    return s
+
+
+def samples_by_position(const Py_ssize_t[::1] position, Py_ssize_t n_positions):
+    """The samples grouped by position, in order within each (a counting
+    sort): ``by_position[start[q]:start[q+1]]`` are those at ``q``."""
+    cdef Py_ssize_t j, n = position.shape[0]
+    start_array = np.zeros(n_positions + 1, dtype=np.intp)
+    by_position_array = np.empty(n, dtype=np.intp)
+    cdef Py_ssize_t[::1] start = start_array
+    cdef Py_ssize_t[::1] by_position = by_position_array
+    with nogil:
+        for j in range(n):
+            start[position[j] + 1] += 1
+        for j in range(n_positions):
+            start[j + 1] += start[j]
+        for j in range(n):
+            by_position[start[position[j]]] = j
+            start[position[j]] += 1
+        for j in range(n_positions, 0, -1):
+            start[j] = start[j - 1]
+        start[0] = 0
+    return start_array, by_position_array
+
+
+def first_sample(Py_ssize_t n, double uniform, const double[::1] p=None):
+    """``random_state.choice(n, p=p)`` for the draw ``uniform``
+    (``random_state.random_sample()``), without its arrays: numpy's legacy
+    sampler cumulates ``p`` in order, divides by the last sum and takes the
+    first index past the draw. ``p=None`` is ``np.ones(n) / n``, as
+    scikit-learn's unit sample weights make it."""
+    cdef Py_ssize_t i, found = n - 1
+    cdef double each = 1.0 / n, last = 0.0, running = 0.0
+    cdef bint uniform_weights = p is None
+    with nogil:
+        for i in range(n):
+            last += each if uniform_weights else p[i]
+        for i in range(n):
+            running += each if uniform_weights else p[i]
+            if running / last > uniform:
+                found = i
+                break
+    return found
+
+
 def greedy_kmeans_plusplus(
     const double[:, ::1] points,
     const double[::1] weights,
     Py_ssize_t first,
     const double[:, ::1] draws,
     int n_threads=1,
+    samples=None,
 ):
     """Indices of the points chosen by greedy k-means++ seeding.
 
@@ -56,6 +213,13 @@ def greedy_kmeans_plusplus(
     n_threads : int, default=1
         Threads the trials of a centroid run on, each summing its potential
         in order: the choice does not depend on the number of threads.
+    samples : tuple of four ndarrays, optional
+        Draw over the samples the points stand for, in their order, as
+        KMeans draws on them: ``(position, weight, start, by_position)``,
+        the point of each sample, its weight, and the samples point by point
+        (``by_position[start[i]:start[i+1]]`` are those of point ``i``).
+        The candidates are then the points of the samples KMeans's
+        cumulative sums pick.
 
     Returns
     -------
@@ -77,18 +241,28 @@ def greedy_kmeans_plusplus(
     cdef double[:, ::1] trials = trials_array
     cdef double[::1] trial_potentials = trial_potentials_array
     cdef Py_ssize_t[::1] candidates = candidates_array
+    order_sums = np.zeros(0 if samples is None else _order_sums_size(len(samples[0])))
+    cdef SampleOrder order = _sample_order(samples, order_sums)
     with nogil:
         chosen[0] = first
         for i in range(n):
             closest[i] = sq_distance(&points[i, 0], &points[first, 0], d)
+        if order.on:
+            _order_build(&order, &closest[0])
         for c in range(1, n_clusters):
-            potential = 0.0
-            for i in range(n):
-                potential += weights[i] * closest[i]
-                cumulative[i] = potential
+            if order.on:
+                potential = _order_total(&order)
+            else:
+                potential = 0.0
+                for i in range(n):
+                    potential += weights[i] * closest[i]
+                    cumulative[i] = potential
             for t in range(n_trials):
-                # The first point whose cumulative potential exceeds the draw.
                 target = draws[c - 1, t] * potential
+                if order.on:
+                    candidates[t] = order.position[_order_find(&order, &closest[0], target)]
+                    continue
+                # The first point whose cumulative potential exceeds the draw.
                 lo, hi = 0, n - 1
                 while lo < hi:
                     mid = (lo + hi) // 2
@@ -106,6 +280,10 @@ def greedy_kmeans_plusplus(
                 if trial_potentials[t] < trial_potentials[best]:
                     best = t
             chosen[c] = candidates[best]
+            if order.on:
+                for i in range(n):
+                    if trials[best, i] != closest[i]:
+                        _order_change(&order, i, closest[i], trials[best, i])
             closest[:] = trials[best]
     return chosen_array
 
@@ -156,6 +334,7 @@ cdef struct Layout:
     double* block_max  # (n_blocks,)
     double* closest  # (n,), cell by cell
     Py_ssize_t n_positive  # points of positive potential
+    SampleOrder* order  # the draws over samples, if on
 
 
 cdef double _reduction(const Layout* g, const double* x) noexcept nogil:
@@ -242,6 +421,8 @@ cdef Py_ssize_t _add_centroid(
                 sq = sq_distance(&g.points[p * d], x, d)
                 if sq < g.closest[p]:
                     _fenwick_add(tree, n, g.point_of[p], g.weights[p] * (sq - g.closest[p]))
+                    if g.order.on:
+                        _order_change(g.order, p, g.closest[p], sq)
                     g.closest[p] = sq
                     if sq == 0:
                         g.n_positive -= 1
@@ -269,6 +450,7 @@ def grid_kmeans_plusplus(
     const double[:, ::1] block_lo,
     const double[:, ::1] block_hi,
     int n_threads=1,
+    samples=None,
 ):
     """:func:`greedy_kmeans_plusplus` looking only where a centroid matters.
 
@@ -284,6 +466,9 @@ def grid_kmeans_plusplus(
     ----------
     points, weights, first, draws, n_threads
         As for :func:`greedy_kmeans_plusplus`.
+    samples : tuple of four ndarrays, optional
+        As for :func:`greedy_kmeans_plusplus`, with the points by their
+        position cell by cell (``p`` is point ``point_of[p]``).
     point_of : ndarray of shape (n_points,), intp
         The points, cell by cell: cell ``c`` holds
         ``point_of[cell_start[c]:cell_start[c+1]]``.
@@ -321,7 +506,11 @@ def grid_kmeans_plusplus(
     cdef double[::1] block_max = block_max_array
     cdef Py_ssize_t[::1] candidates = candidates_array
     cdef double[::1] reductions = reductions_array
+    order_sums = np.zeros(0 if samples is None else _order_sums_size(len(samples[0])))
+    cdef SampleOrder order = _sample_order(samples, order_sums)
+    cdef double order_built
     cdef Layout g
+    g.order = &order
     g.points, g.weights, g.d = &in_cells[0, 0], &weights_in_cells[0], d
     g.point_of, g.cell_start = &point_of[0], &cell_start[0]
     g.cell_lo, g.cell_hi, g.cell_max = &cell_lo[0, 0], &cell_hi[0, 0], &cell_max[0]
@@ -340,6 +529,9 @@ def grid_kmeans_plusplus(
             g.n_positive += closest[p] > 0
         _fenwick_build(&tree[0], n, &g)
         built = _fenwick_total(&tree[0], n)
+        if order.on:
+            _order_build(&order, &closest[0])
+            order_built = _order_total(&order)
         for c in range(n_cells):
             for p in range(cell_start[c], cell_start[c + 1]):
                 cell_max[c] = max(cell_max[c], closest[p])
@@ -354,13 +546,23 @@ def grid_kmeans_plusplus(
                 # that matters.
                 _fenwick_build(&tree[0], n, &g)
                 total = built = _fenwick_total(&tree[0], n)
+            if order.on:
+                total = _order_total(&order)
+                if total < REBUILD * order_built:
+                    _order_build(&order, &closest[0])
+                    total = order_built = _order_total(&order)
             for t in range(n_trials):
-                # With every point a centroid, the tree holds only rounding:
-                # the last point, as the greedy search (and scikit-learn) picks.
-                candidates[t] = (
-                    _fenwick_find(&tree[0], n, draws[c - 1, t] * total)
-                    if g.n_positive > 0 else n - 1
-                )
+                if order.on:
+                    candidates[t] = point_of[
+                        order.position[_order_find(&order, &closest[0], draws[c - 1, t] * total)]
+                    ]
+                else:
+                    # With every point a centroid, the tree holds only rounding:
+                    # the last point, as the greedy search (and scikit-learn) picks.
+                    candidates[t] = (
+                        _fenwick_find(&tree[0], n, draws[c - 1, t] * total)
+                        if g.n_positive > 0 else n - 1
+                    )
             for t in prange(
                 n_trials,
                 schedule="dynamic",

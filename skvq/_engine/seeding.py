@@ -38,7 +38,16 @@ def seed(points, weights, n_clusters, *, init, n_init, max_iter, tol, random_sta
 
 
 def best_of(
-    points, weights, n_clusters, *, init, n_init, random_state, refine, coordinates=None
+    points,
+    weights,
+    n_clusters,
+    *,
+    init,
+    n_init,
+    random_state,
+    refine,
+    coordinates=None,
+    samples=None,
 ):
     """The best of ``n_init`` seedings refined, as in KMeans.
 
@@ -49,6 +58,8 @@ def best_of(
     returns a tuple whose second item is the inertia; the one with the
     least is returned. ``coordinates`` (:class:`~skvq._engine.grid.Coordinates`)
     place the points on the grid of the seeding, if it takes one.
+    ``samples`` (see :func:`kmeans_plusplus`) make k-means++ draw as KMeans
+    draws on the samples the points stand for.
     """
     random_state = check_random_state(random_state)
     if n_init == "auto":
@@ -61,7 +72,7 @@ def best_of(
         )
         if init == "k-means++":
             chosen = kmeans_plusplus(
-                points, weights, n_clusters, random_state, coordinates
+                points, weights, n_clusters, random_state, coordinates, samples
             )
         else:
             chosen = random_state.choice(
@@ -73,7 +84,9 @@ def best_of(
     return best
 
 
-def kmeans_plusplus(points, weights, n_clusters, random_state, coordinates=None):
+def kmeans_plusplus(
+    points, weights, n_clusters, random_state, coordinates=None, samples=None
+):
     """Greedy k-means++ seeding, as :func:`sklearn.cluster.kmeans_plusplus`.
 
     Same algorithm, number of trials per centroid (``2 + log(k)``) and
@@ -81,8 +94,25 @@ def kmeans_plusplus(points, weights, n_clusters, random_state, coordinates=None)
     Python loop costs about a quarter of a millisecond per centroid. With
     many points or many clusters (at most four features), each trial looks
     only at the points near its candidate (``_seeding.grid_kmeans_plusplus``).
+
+    ``samples = (point_of_sample, sample_weight)``, when the points are the
+    distinct rows of samples (``sample_weight`` None for unit weights),
+    makes the draws those KMeans makes on the samples themselves: the first
+    centroid is drawn among the samples, the candidates by the cumulative
+    potential over the samples in their order. On integer data (8-bit
+    images) every distance and every cumulative sum is exact, so the seeds
+    are KMeans's, for the same ``random_state``; the trials are still
+    weighed on the distinct rows.
     """
-    first = random_state.choice(len(points), p=weights / weights.sum())
+    if samples is None:
+        first = random_state.choice(len(points), p=weights / weights.sum())
+    else:
+        point_of_sample, sample_weight = samples
+        p = None if sample_weight is None else sample_weight / sample_weight.sum()
+        sample = _seeding.first_sample(
+            len(point_of_sample), random_state.random_sample(), p
+        )
+        first = point_of_sample[sample]
     draws = random_state.uniform(size=(n_clusters - 1, 2 + int(np.log(n_clusters))))
     points = np.ascontiguousarray(points, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
@@ -92,15 +122,40 @@ def kmeans_plusplus(points, weights, n_clusters, random_state, coordinates=None)
         work > _GRID_MIN_WORK
         or (n_clusters >= _GRID_MIN_CLUSTERS and work >= _GRID_MIN_SMALL_WORK)
     ):
+        layout = _blocks_of_cells(points, coordinates)
+        if samples is not None:
+            # The kernel keeps the points cell by cell.
+            position = np.empty_like(layout[0])
+            position[layout[0]] = np.arange(len(points))
+            samples = (position[samples[0]], samples[1])
         return _seeding.grid_kmeans_plusplus(
             points,
             weights,
             first,
             draws,
-            *_blocks_of_cells(points, coordinates),
+            *layout,
             n_threads,
+            _sample_order(samples, len(points)),
         )
-    return _seeding.greedy_kmeans_plusplus(points, weights, first, draws, n_threads)
+    return _seeding.greedy_kmeans_plusplus(
+        points, weights, first, draws, n_threads, _sample_order(samples, len(points))
+    )
+
+
+def _sample_order(samples, n_points):
+    """The kernels' view of ``samples = (position, sample_weight)``: the
+    position of each sample's point, the weights, and the samples grouped
+    by position."""
+    if samples is None:
+        return None
+    position, sample_weight = samples
+    position = np.ascontiguousarray(position, dtype=np.intp)
+    weight = (
+        np.ones(len(position))
+        if sample_weight is None
+        else np.ascontiguousarray(sample_weight, dtype=np.float64)
+    )
+    return position, weight, *_seeding.samples_by_position(position, n_points)
 
 
 def _blocks_of_cells(points, coordinates=None):
