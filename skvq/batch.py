@@ -212,8 +212,12 @@ def fit_codebook(
     made in parallel, where the images are (joblib's active backend: local
     processes, or a dask cluster as for :func:`encode_files`); the
     histograms add up to that of the whole collection, on which one fit
-    runs. The codebook is exactly that of ``VectorQuantizer.fit`` on all the
-    pixels concatenated, without ever holding them together.
+    runs. That is K-Means on every pixel of the collection, exact, without
+    ever holding the pixels together: the codebook is exactly that of
+    ``VectorQuantizer.fit`` on the collection's distinct colors weighted by
+    their counts. (``fit`` on the pixels concatenated has the same objective
+    and passes, but draws its k-means++ seeds over the pixels in their
+    order, as KMeans does: another seeding of the same fit.)
 
     Parameters
     ----------

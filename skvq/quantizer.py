@@ -74,7 +74,7 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     the same objective and the same fixed points as K-Means on every sample,
     much faster on images, whose colors repeat. When the samples repeat
     (the pixels of an image of up to four channels, as 8-bit, 16-bit or
-    float levels, up to 8.4 million), the k-means++ seeds are those
+    float levels, up to 4.2 million), the k-means++ seeds are those
     :class:`~sklearn.cluster.KMeans` draws for the same ``random_state``
     (drawn over the samples in their order, with exact integer sums), and
     Lloyd's passes over the distinct colors continue KMeans's run to a fixed

@@ -319,14 +319,18 @@ def test_cli_fit_codebook_writes_a_small_file_unless_asked_to_keep_the_stream(
     # The kept stream goes on: more pixels give the fit of everything.
     more = china[::-1, ::3].reshape(-1, 3) // 2
     book = joblib.load(kept).partial_fit(more)
-    full = fit_of_colors(np.concatenate([china.reshape(-1, 3), more]), 16, random_state=0)
+    full = fit_of_colors(
+        np.concatenate([china.reshape(-1, 3), more]), 16, random_state=0
+    )
     np.testing.assert_array_equal(book.codebook_, full.codebook_)
 
 
 @pytest.mark.parametrize(
     "form", [lambda u: u, lambda u: u / 255, lambda u: u.astype(np.uint16) * 257]
 )
-def test_fit_codebook_of_arrays_equals_fit_on_the_colors_of_the_concatenation(collection, form):
+def test_fit_codebook_of_arrays_equals_fit_on_the_colors_of_the_concatenation(
+    collection, form
+):
     from skvq.batch import fit_codebook
 
     images = [form(chunk) for chunk in collection]

@@ -595,16 +595,22 @@ def test_fit_of_pixels_continues_kmeans_own_run(china, flower, weighted):
         top, left = rng.integers(0, 200, 2)
         pixels = np.ascontiguousarray(image[top : top + 120, left : left + 160])
         pixels = pixels.reshape(-1, 3)
-        sample_weight = rng.integers(0, 4, len(pixels)).astype(float) if weighted else None
+        sample_weight = (
+            rng.integers(0, 4, len(pixels)).astype(float) if weighted else None
+        )
         _, seeds = kmeans_plusplus(
             pixels.astype(float), k, sample_weight=sample_weight, random_state=seed
         )
-        ours = VectorQuantizer(k, random_state=seed).fit(pixels, sample_weight=sample_weight)
+        ours = VectorQuantizer(k, random_state=seed).fit(
+            pixels, sample_weight=sample_weight
+        )
         from_seeds = VectorQuantizer(k, init=pixels[seeds].astype(float)).fit(
             pixels, sample_weight=sample_weight
         )
         np.testing.assert_array_equal(ours.codebook_, from_seeds.codebook_)
-        theirs = KMeans(k, random_state=seed).fit(pixels.astype(float), sample_weight=sample_weight)
+        theirs = KMeans(k, random_state=seed).fit(
+            pixels.astype(float), sample_weight=sample_weight
+        )
         assert ours.inertia_ <= theirs.inertia_ * 10 ** (0.02 / 10)
 
 
@@ -619,6 +625,10 @@ def test_histograms_are_seeded_on_coarse_histograms(china):
         assert all(c.args[5] is None for c in called.call_args_list)
         VectorQuantizer(16, random_state=0).fit(pixels)
         assert called.call_args_list[-1].args[5] is not None
+        # Images of more pixels than the draws over samples take: coarse too.
+        with mock.patch.object(_kmeans, "REPLAY_MAX_SAMPLES", len(pixels) - 1):
+            VectorQuantizer(16, random_state=0).fit(pixels)
+        assert called.call_args_list[-1].args[5] is None
 
 
 @pytest.mark.parametrize("init", ["k-means++", "random"])

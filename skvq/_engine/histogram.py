@@ -15,8 +15,9 @@ class Histogram:
     """The distinct rows of some samples and the weight of each.
 
     K-Means on the distinct rows weighted by their counts is K-Means on the
-    samples: same objective, same iterations, the same codebook as
-    :func:`~skvq._engine.kmeans.fit_codebook` on the samples (bit for bit).
+    samples: same objective, same iterations from the same seeds (the
+    seeds of a fit on the samples are drawn over the samples in their
+    order, as KMeans draws them, where a histogram has only its rows).
     Histograms of parts of a collection add up (:meth:`merge`) to that of
     the whole, whatever the order, so they can be made where the images
     are (joblib or dask workers) and reduced to one fit.

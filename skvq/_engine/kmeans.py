@@ -8,12 +8,14 @@ up to four channels, four more steps make it fast:
 1. Distinct colors come from sorting one packed integer key per pixel,
    never from comparing rows; for millions of RGB pixels, from counting them
    in cache-sized tables (``colors.py``, ``_colors.pyx``).
-2. Seeding (k-means++, the seeds scikit-learn's
-   :func:`~sklearn.cluster.kmeans_plusplus` picks: ``seeding.py``,
-   ``_seeding.pyx``) and the first Lloyd
-   passes run on a coarse color histogram (the weighted mean color of each
-   occupied cell of a 32-level grid), a few thousand points however large
-   the image. For large codebooks, no histogram has enough cells: the seeds
+2. Samples that repeat (an image's pixels, up to ``REPLAY_MAX_SAMPLES``)
+   get KMeans's own k-means++ seeds, drawn over the samples in their order
+   (``seeding.py``, ``_seeding.pyx``), and Lloyd's passes from them run on
+   the distinct colors: KMeans's run continued to a fixed point. Otherwise
+   (histograms given as rows and weights, larger images), seeding and the
+   first Lloyd passes run on a coarse color histogram (the weighted mean
+   color of each occupied cell of a 32-level grid), a few thousand points
+   however large the image. For large codebooks, no histogram has enough cells: the seeds
    are drawn on the distinct colors, and the seeding's Lloyd run is the fit.
 3. Lloyd's iteration then runs on finer histograms (64 and 128 levels) when
    each has at most half as many cells as the next finer level (a start
@@ -47,8 +49,8 @@ import numpy as np
 
 from . import grid, lloyd, progress, sweep, threads
 from .colors import (
-    group_sums,
     distinct_keys,
+    group_sums,
     levels,
     look_up,
     pack,
@@ -75,14 +77,14 @@ MIN_SEEDING_CELLS = 2
 # KMeans's time.
 GRID_MAX_FEATURES = 4
 # When samples repeat, up to this many, k-means++ draws as KMeans draws on
-# them (in their order, with their weights: tables of 24 bytes a sample),
-# and Lloyd runs on the distinct rows from those seeds: the fit is then
-# KMeans's run continued to a fixed point, at 1.2 to 2.4 times the time of
-# seeding and first converging on coarse color histograms (photos, K = 16
-# to 256). Histograms given as distinct rows and weights (what skvq's image
-# functions and collection fits pass) and larger images take that faster
-# way, with seeds of its own.
-REPLAY_MAX_SAMPLES = 2**23
+# them (in their order, with their weights: tables of about 30 bytes a
+# sample), and Lloyd runs on the distinct rows from those seeds: the fit is
+# then KMeans's run continued to a fixed point, at 1.2 to 2.4 times the
+# time of seeding and first converging on coarse color histograms (photos,
+# K = 16 to 256). Histograms given as distinct rows and weights (what
+# skvq's image functions and collection fits pass) and larger images take
+# that faster way, with seeds of its own.
+REPLAY_MAX_SAMPLES = 2**22
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,9 @@ def _kmeans_run(X, found, sample_weight, histogram, n_clusters, params):
     rows, weights = histogram.rows, histogram.weights
     if found.tables is not None:
         rows = coordinates.codes
-        coordinates = grid.Coordinates(rows, found.bits, 1.0 if found.bits == 8 else 256.0)
+        coordinates = grid.Coordinates(
+            rows, found.bits, 1.0 if found.bits == 8 else 256.0
+        )
     point_of_sample = look_up(
         found.codes, pack(coordinates.codes), np.arange(len(rows), dtype=np.uint32)
     )

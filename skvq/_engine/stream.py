@@ -18,7 +18,9 @@ class HistogramStream:
     Keeps the histogram of the samples seen so far (its size is bounded by
     the number of possible colors, not by the number of pixels) and fits
     the codebook on all of it at every update, exactly as ``fit`` would on
-    every sample seen. Warm-starting from the previous codebook would be
+    the distinct rows seen weighted by their counts (K-Means on every
+    sample seen; ``fit`` on the samples themselves draws its seeds over
+    them in their order). Warm-starting from the previous codebook would be
     cheaper but stays in the optimum of the data seen first, which is
     measurably worse when the chunks differ (images of a collection, bands
     of one image). A chunk whose values are not levels is kept as its
