@@ -15,8 +15,9 @@ up to four channels, four more steps make it fast:
    (histograms given as rows and weights, larger images), seeding and the
    first Lloyd passes run on a coarse color histogram (the weighted mean
    color of each occupied cell of a 32-level grid), a few thousand points
-   however large the image. For large codebooks, no histogram has enough cells: the seeds
-   are drawn on the distinct colors, and the seeding's Lloyd run is the fit.
+   however large the image. For large codebooks, no histogram has enough
+   cells: the seeds are drawn on the distinct colors, and the seeding's
+   Lloyd run is the fit.
 3. Lloyd's iteration then runs on finer histograms (64 and 128 levels) when
    each has at most half as many cells as the next finer level (a start
    nearer the end saves more of the dearer passes than it costs), and
@@ -375,13 +376,19 @@ def _fit_by_kmeans(points, sample_weight, n_clusters, params):
     """:class:`~sklearn.cluster.KMeans` itself, with the fit's parameters
     (``tol=0``: Lloyd's passes until no sample changes cluster), on one
     thread (:func:`threads.one_thread`)."""
+    from sklearn import config_context
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
     progress.say(
         f"scikit-learn's KMeans: {n_clusters:,} centroids on {len(points):,} points"
     )
-    with warnings.catch_warnings(), threads.one_thread():
+    # The data were checked (finite) by the estimator: not again.
+    with (
+        warnings.catch_warnings(),
+        threads.one_thread(),
+        config_context(assume_finite=True),
+    ):
         # Fewer distinct rows than clusters: found below.
         warnings.simplefilter("ignore", ConvergenceWarning)
         kmeans = KMeans(
@@ -392,7 +399,12 @@ def _fit_by_kmeans(points, sample_weight, n_clusters, params):
             tol=params.tol,
             random_state=params.random_state,
         ).fit(points, sample_weight=sample_weight)
-    if len(np.unique(kmeans.cluster_centers_, axis=0)) < n_clusters:
+    # Fewer distinct rows than clusters leave a cluster empty (KMeans's own
+    # test); only then are the centroids compared.
+    if (
+        np.bincount(kmeans.labels_, minlength=n_clusters).min() == 0
+        and len(np.unique(kmeans.cluster_centers_, axis=0)) < n_clusters
+    ):
         raise _FewerRows
     progress.say(f"KMeans: {kmeans.n_iter_} passes, inertia {kmeans.inertia_:.6g}")
     return (
