@@ -87,9 +87,11 @@ def test_the_cpus_are_those_this_process_may_run_on(monkeypatch):
     assert threads._cpus() == os.cpu_count()
 
 
-def test_kmeans_of_many_features_runs_on_one_thread(monkeypatch):
-    """scikit-learn's thread pools run one thread while skvq fits through
-    KMeans (more than four features), and get their limits back after."""
+@pytest.mark.parametrize("spare", [1, 2])
+def test_kmeans_of_many_features_runs_on_the_spare_cpus(monkeypatch, spare):
+    """scikit-learn's thread pools run as many threads as CPUs are spare
+    while skvq fits through KMeans (more than four features), and get their
+    limits back after."""
     import numpy as np
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_info
@@ -106,11 +108,40 @@ def test_kmeans_of_many_features_runs_on_one_thread(monkeypatch):
         return fit(self, *args, **kwargs)
 
     monkeypatch.setattr(KMeans, "fit", recording_fit)
+    monkeypatch.setattr(threads, "spare", lambda: spare)
     before = {pool["filepath"]: pool["num_threads"] for pool in threadpool_info()}
     X = np.random.default_rng(0).normal(size=(500, 6))
     VectorQuantizer(4, random_state=0).fit(X)
     assert len(seen) == 1
-    assert set(seen[0].values()) == {1}
+    assert set(seen[0].values()) == {spare}
     assert {
         pool["filepath"]: pool["num_threads"] for pool in threadpool_info()
     } == before
+
+
+@pytest.mark.parametrize(
+    ("loadavg", "cpus", "expected"),
+    [
+        ("0.50 0.40 0.30 1/80 123", 2, 2),  # only this thread runs: all
+        ("2.10 1.90 1.50 2/80 123", 2, 1),  # one other: what is left
+        ("3.90 3.00 2.00 5/90 123", 2, 1),  # more than the CPUs: one
+        ("0.10 0.10 0.10 2/80 123", 8, 7),
+    ],
+)
+def test_spare_cpus_are_those_no_other_thread_runs_on(
+    monkeypatch, loadavg, cpus, expected
+):
+    import builtins
+    import io
+
+    opened = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if path == "/proc/loadavg":
+            return io.StringIO(loadavg)
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(threads, "available", lambda: cpus)
+    assert threads.spare() == expected

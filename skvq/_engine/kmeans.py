@@ -374,8 +374,8 @@ def _fit_vectors(X, sample_weight, n_clusters, params):
 
 def _fit_by_kmeans(points, sample_weight, n_clusters, params):
     """:class:`~sklearn.cluster.KMeans` itself, with the fit's parameters
-    (``tol=0``: Lloyd's passes until no sample changes cluster), on one
-    thread (:func:`threads.one_thread`)."""
+    (``tol=0``: Lloyd's passes until no sample changes cluster), on the
+    CPUs no other process is using (:func:`threads.spare_threads`)."""
     from sklearn import config_context
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
@@ -386,7 +386,7 @@ def _fit_by_kmeans(points, sample_weight, n_clusters, params):
     # The data were checked (finite) by the estimator: not again.
     with (
         warnings.catch_warnings(),
-        threads.one_thread(),
+        threads.spare_threads(),
         config_context(assume_finite=True),
     ):
         # Fewer distinct rows than clusters: found below.
