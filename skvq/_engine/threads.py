@@ -120,4 +120,9 @@ def spare_threads():
     threads than with one; on an idle machine, its two threads took 0.8
     times the time of one (4x4 blocks, K = 256).
     """
-    return _controller().limit(limits=spare())
+    n_threads, controller = spare(), _controller()
+    if all(pool.num_threads == n_threads for pool in controller.lib_controllers):
+        # Setting a pool's limit, even to what it is, costs its threads'
+        # restart: a millisecond, a tenth of KMeans on load_digits at K=8.
+        return contextlib.nullcontext()
+    return controller.limit(limits=n_threads)
