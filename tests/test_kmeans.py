@@ -556,7 +556,8 @@ def test_seeding_over_samples_picks_the_samples_scikit_learn_picks(
 
     rng = np.random.default_rng(seed)
     palette = rng.integers(0, 256, (n_colors, n_features))
-    samples = palette[rng.integers(0, n_colors, int(rng.integers(5, 3000)))]
+    # Up to 6,000 samples: sums of blocks of 64 and of 4,096 samples.
+    samples = palette[rng.integers(0, n_colors, int(rng.integers(5, 6000)))]
     rows, point_of_sample = np.unique(samples, axis=0, return_inverse=True)
     point_of_sample = point_of_sample.reshape(-1)
     k = min(k, len(rows) - 1)
@@ -580,6 +581,26 @@ def test_seeding_over_samples_picks_the_samples_scikit_learn_picks(
         random_state=check_random_state(seed),
     )
     np.testing.assert_array_equal(rows[ours], samples[theirs])
+
+
+def test_seeding_over_a_whole_photo_picks_the_pixels_scikit_learn_picks(china):
+    # 273,280 pixels: every level of the sums over samples (blocks of 64,
+    # 4,096 and 262,144) is used.
+    from sklearn.cluster import kmeans_plusplus
+    from sklearn.utils import check_random_state
+
+    pixels = china.reshape(-1, 3)
+    rows, point_of_sample = np.unique(pixels, axis=0, return_inverse=True)
+    for k in (12, 80):  # the greedy kernel, then the grid's
+        ours = seeding.kmeans_plusplus(
+            rows.astype(np.float64),
+            np.bincount(point_of_sample.reshape(-1)).astype(np.float64),
+            k,
+            check_random_state(3),
+            samples=(point_of_sample.reshape(-1), None),
+        )
+        _, theirs = kmeans_plusplus(pixels.astype(np.float64), k, random_state=3)
+        np.testing.assert_array_equal(rows[ours], pixels[theirs])
 
 
 @pytest.mark.parametrize("weighted", [False, True])
