@@ -42,6 +42,7 @@ machine is shared: read ratios, not seconds::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -129,16 +130,16 @@ def vector_sets(quick):
     return sets
 
 
-def fit_timed(fit):
-    """A fit and its seconds: the median of up to ten fits when one takes
-    less than a fifth of a second (a few milliseconds: the noise of a shared
-    machine is as large)."""
+def fit_timed(make, X):
+    """``make().fit(X)`` and its seconds: the median of up to ten fits when
+    one takes less than a fifth of a second (a few milliseconds: the noise
+    of a shared machine is as large)."""
     start = time.perf_counter()
-    model = fit()
+    model = make().fit(X)
     spent = [time.perf_counter() - start]
     for _ in range(min(9, int(0.2 / spent[0]))):
         start = time.perf_counter()
-        fit()
+        make().fit(X)
         spent.append(time.perf_counter() - start)
     return model, statistics.median(spent)
 
@@ -162,7 +163,7 @@ def vectors(quick, rounds):
             inertia = {fit: [] for fit in fits}
             for seed in range(rounds):
                 for fit, make in fits.items():
-                    model, spent = fit_timed(lambda: make(k, seed).fit(X))
+                    model, spent = fit_timed(functools.partial(make, k, seed), X)
                     seconds[fit].append(spent)
                     inertia[fit].append(model.inertia_)
             reference = statistics.median(seconds["KMeans"])

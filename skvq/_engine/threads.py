@@ -96,15 +96,27 @@ def _controller():
 
 def spare():
     """Threads a step may use without taking CPUs from other processes:
-    :func:`available`, less the other threads running on the machine right
-    now (Linux's count of runnable threads in ``/proc/loadavg``, this one
-    excluded), at least one."""
+    :func:`available`, less the threads of other processes running on the
+    machine right now (Linux's count of runnable threads in
+    ``/proc/loadavg``, less this process's own, which may still be spinning
+    after a parallel step), at least one."""
     try:
         with open("/proc/loadavg") as loadavg:
             running = int(loadavg.read().split()[3].split("/")[0])
+        own = sum(_is_running(task) for task in os.listdir("/proc/self/task"))
     except (OSError, ValueError, IndexError):
         return 1
-    return max(1, min(available(), (os.cpu_count() or 1) - (running - 1)))
+    return max(1, min(available(), (os.cpu_count() or 1) - (running - own)))
+
+
+def _is_running(task):
+    """Whether a thread of this process is runnable now."""
+    try:
+        with open(f"/proc/self/task/{task}/stat") as stat:
+            # The state follows the command name, which may hold spaces.
+            return stat.read().rpartition(")")[2].split()[0] == "R"
+    except OSError:  # the thread ended
+        return False
 
 
 def spare_threads():
