@@ -94,8 +94,8 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     all the same. ``transform`` and ``score`` read them the same way.
     Data of more than four features that are not levels are fitted by
     :class:`~sklearn.cluster.KMeans` itself (its seeds and its passes,
-    which are faster there than a search grid; on one thread), continued
-    to a fixed point with ``tol=0``.
+    which are faster there than a search grid; on the CPUs no other
+    process is using), continued to a fixed point with ``tol=0``.
 
     Parameters
     ----------
