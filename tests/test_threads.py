@@ -111,9 +111,14 @@ def test_kmeans_of_many_features_runs_on_the_spare_cpus(monkeypatch, spare):
     monkeypatch.setattr(threads, "spare", lambda: spare)
     before = {pool["filepath"]: pool["num_threads"] for pool in threadpool_info()}
     X = np.random.default_rng(0).normal(size=(500, 6))
+    monkeypatch.setattr(threads, "KMEANS_WORK", 1000)
     VectorQuantizer(4, random_state=0).fit(X)
     assert len(seen) == 1
     assert set(seen[0].values()) == {spare}
+    # Little work: one thread, whatever is spare.
+    monkeypatch.setattr(threads, "KMEANS_WORK", 10**9)
+    VectorQuantizer(4, random_state=0).fit(X)
+    assert set(seen[1].values()) == {1}
     assert {
         pool["filepath"]: pool["num_threads"] for pool in threadpool_info()
     } == before

@@ -386,7 +386,7 @@ def _fit_by_kmeans(points, sample_weight, n_clusters, params):
     # The data were checked (finite) by the estimator: not again.
     with (
         warnings.catch_warnings(),
-        threads.spare_threads(),
+        threads.spare_threads(points.size * n_clusters),
         config_context(assume_finite=True),
     ):
         # Fewer distinct rows than clusters: found below.

@@ -85,7 +85,7 @@ class MiniBatchStream:
                 return chunk.rows.astype(np.float64), 0.0, 0
             self.pending = None
             self.minibatch = MiniBatchKMeans(**params)
-        with threads.spare_threads():
+        with threads.spare_threads(np.size(X) * self.minibatch.n_clusters):
             self.minibatch.partial_fit(X, sample_weight=sample_weight)
         codebook = self.minibatch.cluster_centers_.copy()
         _, sq_dist = kmeans.assign(X, codebook)

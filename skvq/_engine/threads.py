@@ -23,6 +23,11 @@ LLOYD_ROWS = 10_000
 GRID_CELLS = 100
 SEEDING_POINTS = 20_000
 COLORS = 1 << 19
+# Squared-distance terms of a pass of scikit-learn's KMeans per thread: on
+# less, its two threads took longer than one on an idle machine (4x4 image
+# blocks at K = 8: 2.2 million terms a pass), as fitting to a fixed point
+# takes more passes than KMeans's tol.
+KMEANS_WORK = 5_000_000
 
 # Users who chose how OpenMP threads wait keep their choice (libgomp, LLVM).
 _WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
@@ -119,10 +124,12 @@ def _is_running(task):
         return False
 
 
-def spare_threads():
+def spare_threads(work):
     """A context in which other libraries' thread pools (BLAS, OpenMP) run
-    :func:`spare` threads: all the CPUs on an idle machine, one as soon as
-    other processes run.
+    :func:`spare` threads for ``work`` (squared-distance terms of a pass,
+    samples x clusters x features): all the CPUs on an idle machine, one
+    as soon as other processes run, and one for less than twice
+    ``KMEANS_WORK``.
 
     For work handed to scikit-learn's compiled loops: their OpenMP runtime
     is its own, loaded before skvq could ask it to wait passively, their
@@ -132,7 +139,8 @@ def spare_threads():
     threads than with one; on an idle machine, its two threads took 0.8
     times the time of one (4x4 blocks, K = 256).
     """
-    n_threads, controller = spare(), _controller()
+    n_threads = 1 if work < 2 * KMEANS_WORK else min(spare(), work // KMEANS_WORK)
+    controller = _controller()
     if all(pool.num_threads == n_threads for pool in controller.lib_controllers):
         # Setting a pool's limit, even to what it is, costs its threads'
         # restart: a millisecond, a tenth of KMeans on load_digits at K=8.
