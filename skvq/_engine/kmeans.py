@@ -189,7 +189,7 @@ def _fit_levels(X, found, sample_weight, histogram, n_clusters, params):
         # Given centers: Lloyd from them, on the rows themselves.
         fitted = on_the_rows(np.asarray(init, dtype=np.float64))
     elif init == "k-means++" and len(values) < len(X) <= REPLAY_MAX_SAMPLES:
-        fitted = _kmeans_run(X, found, sample_weight, histogram, n_clusters, params)
+        fitted = _kmeans_run(found, sample_weight, histogram, n_clusters, params)
         if found.tables is not None:
             fitted = on_the_rows(_in_values(found, fitted, values, weights))
     elif histograms := coarse_levels(values, weights, coordinates, n_clusters):
@@ -237,7 +237,7 @@ def _fit_levels(X, found, sample_weight, histogram, n_clusters, params):
     return centers, inertia, n_iter, codes
 
 
-def _kmeans_run(X, found, sample_weight, histogram, n_clusters, params):
+def _kmeans_run(found, sample_weight, histogram, n_clusters, params):
     """KMeans's run on samples that repeat, continued to a fixed point.
 
     The seeds are those KMeans draws, over the samples in their order (see
