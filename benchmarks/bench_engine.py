@@ -305,67 +305,67 @@ def collection(quick, rounds):
     from dask.distributed import Client, LocalCluster
 
     from skvq import VectorQuantizer
+    from skvq._engine.kmeans import REPLAY_MAX_SAMPLES
     from skvq.batch import fit_codebook
 
-    images = []
+    halves = []
     for name in ("china", "flower"):
         image = photo(name, quick)
-        images += [image[: image.shape[0] // 2], image[image.shape[0] // 2 :]]
+        halves += [image[: image.shape[0] // 2], image[image.shape[0] // 2 :]]
+    # A collection of more than REPLAY_MAX_SAMPLES pixels is fitted on its
+    # histogram, a smaller one on its pixels read again in order.
+    many = []
+    while sum(image.size // 3 for image in many) <= REPLAY_MAX_SAMPLES and not quick:
+        turn = len(many) // len(halves)
+        many += [np.rot90(half, turn)[:: 1 - 2 * (turn % 2)] for half in halves]
+    collections = {"4 photo halves": halves}
+    if many:
+        collections[f"{len(many)} turned photo halves"] = many
     k = 16 if quick else 256
-    concatenated = np.concatenate([image.reshape(-1, 3) for image in images])
-    colors, counts = np.unique(concatenated, axis=0, return_counts=True)
-    # Exactly K-Means on every pixel: the fit of the concatenation's colors.
-    # fit on the pixels themselves draws its seeds over them, in order.
-    fit_s, full = timed(
-        lambda: VectorQuantizer(k, random_state=0).fit(colors, sample_weight=counts),
-        rounds,
-    )
-    pixels_s, on_pixels = timed(
-        lambda: VectorQuantizer(k, random_state=0).fit(concatenated), rounds
-    )
-    local_s, local = timed(lambda: fit_codebook(images, k, random_state=0), rounds)
+    header = ["collection", "fit", "pixels", "seconds", "same codebook", "MSE"]
+    rows, checks = [], []
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
         ) as cluster,
         Client(cluster),
-        joblib.parallel_config(backend="dask"),
     ):
-        dask_s, on_dask = timed(lambda: fit_codebook(images, k, random_state=0), rounds)
-
-    def mse(vq):
-        return f"{-vq.score(concatenated):.3f}"
-
-    rows = [
-        ["fit on the concatenation's colors", f"{fit_s:.2f}", "reference", mse(full)],
-        [
-            "fit on the concatenated pixels (KMeans's seeds)",
-            f"{pixels_s:.2f}",
-            str(np.array_equal(on_pixels.codebook_, full.codebook_)),
-            mse(on_pixels),
-        ],
-        [
-            "fit_codebook, local",
-            f"{local_s:.2f}",
-            str(np.array_equal(local.codebook_, full.codebook_)),
-            mse(local),
-        ],
-        [
-            "fit_codebook, dask LocalCluster",
-            f"{dask_s:.2f}",
-            str(np.array_equal(on_dask.codebook_, full.codebook_)),
-            mse(on_dask),
-        ],
-    ]
-    same = np.array_equal(on_dask.codebook_, full.codebook_)
-    checks = [
-        (
-            f"dask collection fit (K={k}) equals fit on the concatenation's colors",
-            float(same),
-            same,
-        )
-    ]
-    return ["fit of 4 photo halves", "seconds", "same codebook", "MSE"], rows, checks
+        for label, images in collections.items():
+            concatenated = np.concatenate([image.reshape(-1, 3) for image in images])
+            full_s, full = timed(
+                functools.partial(VectorQuantizer(k, random_state=0).fit, concatenated),
+                rounds,
+            )
+            of_images = functools.partial(fit_codebook, images, k, random_state=0)
+            local_s, local = timed(of_images, rounds)
+            with joblib.parallel_config(backend="dask"):
+                dask_s, on_dask = timed(of_images, rounds)
+            for fit, seconds, vq in [
+                ("fit on the concatenated pixels", full_s, full),
+                ("fit_codebook, local", local_s, local),
+                ("fit_codebook, dask LocalCluster", dask_s, on_dask),
+            ]:
+                same = np.array_equal(vq.codebook_, full.codebook_)
+                rows.append(
+                    [
+                        label,
+                        fit,
+                        f"{len(concatenated):,}",
+                        f"{seconds:.2f}",
+                        "reference" if vq is full else str(same),
+                        f"{-vq.score(concatenated):.3f}",
+                    ]
+                )
+            same = np.array_equal(on_dask.codebook_, full.codebook_)
+            checks.append(
+                (
+                    f"{label}: dask collection fit (K={k}) equals fit on the "
+                    "concatenation",
+                    float(same),
+                    same,
+                )
+            )
+    return header, rows, checks
 
 
 def big_worker(n_rows, which):

@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ._engine import progress
 from .imaging import UnsupportedModeError
 from .io import save
@@ -208,16 +210,18 @@ def fit_codebook(
 ):
     """Fit one codebook on all the pixels of a collection of images.
 
-    Each image's color histogram (its distinct colors and their counts) is
-    made in parallel, where the images are (joblib's active backend: local
-    processes, or a dask cluster as for :func:`encode_files`); the
-    histograms add up to that of the whole collection, on which one fit
-    runs. That is K-Means on every pixel of the collection, exact, without
-    ever holding the pixels together: the codebook is exactly that of
-    ``VectorQuantizer.fit`` on the collection's distinct colors weighted by
-    their counts. (``fit`` on the pixels concatenated has the same objective
-    and passes, but draws its k-means++ seeds over the pixels in their
-    order, as KMeans does: another seeding of the same fit.)
+    The codebook is exactly that of ``VectorQuantizer.fit`` on the
+    collection's pixels concatenated (image after image, frame after
+    frame), without holding a large collection's pixels together. Each
+    image's color histogram (its distinct colors and their counts) is made
+    in parallel, where the images are (joblib's active backend: local
+    processes, or a dask cluster as for :func:`encode_files`), and the
+    histograms add up to that of the whole collection. On more than
+    ``2**22`` pixels (4.2 million) ``fit`` runs K-Means on exactly that
+    histogram, and so does this function. On fewer, ``fit`` draws its
+    k-means++ seeds over the pixels in their order, as scikit-learn's
+    ``KMeans`` does: such a small collection is read once more, in order,
+    and fitted as one array.
 
     Parameters
     ----------
@@ -248,22 +252,72 @@ def fit_codebook(
     VectorQuantizer
         Fitted.
     """
-    return _fit_histogram(
-        _collection_histogram(images, mode=mode, n_jobs=n_jobs, progress=progress),
+    quantizer, _ = _fit_collection(
+        images,
         n_clusters,
+        mode=mode,
         keep_stream=keep_stream,
+        n_jobs=n_jobs,
+        progress=progress,
         **params,
     )
+    return quantizer
 
 
-def _collection_histogram(images, *, mode="RGB", n_jobs=None, progress=None):
+def _fit_collection(
+    images, n_clusters, *, mode, keep_stream, n_jobs, progress, **params
+):
+    """:func:`fit_codebook`, and the number of pixels it fitted."""
+    from ._engine.kmeans import REPLAY_MAX_SAMPLES
+    from ._engine.stream import HistogramStream
+    from .quantizer import VectorQuantizer
+
+    if mode not in ("RGB", "RGBA", "L", "LA"):
+        raise ValueError(f"mode must be RGB, RGBA, L or LA, got {mode!r}.")
+    kept = _KeptImages(REPLAY_MAX_SAMPLES)
+    histogram = _collection_histogram(
+        kept.record(images), mode=mode, n_jobs=n_jobs, progress=progress
+    )
+    quantizer = VectorQuantizer(n_clusters, **params)
+    if histogram.n_samples > REPLAY_MAX_SAMPLES:
+        fit = quantizer.partial_fit if keep_stream else quantizer.fit
+        return fit(histogram.rows, sample_weight=histogram.weights), histogram.n_samples
+    # The seeds of such a fit depend on the order of the pixels.
+    quantizer.fit(np.concatenate(_pixels_in_order(kept.images, mode, n_jobs)))
+    if keep_stream:
+        quantizer._stream = HistogramStream(histogram)
+    return quantizer, histogram.n_samples
+
+
+class _KeptImages:
+    """The images of a collection, as long as their arrays are small.
+
+    Paths are kept (to be read again); arrays until they add up to more
+    than ``limit`` pixels, then none: they are only needed for a
+    collection of at most that many pixels.
+    """
+
+    def __init__(self, limit):
+        self.images, self._limit, self._array_pixels = [], limit, 0
+
+    def record(self, images):
+        for image in images:
+            if self.images is not None:
+                if not isinstance(image, (str, os.PathLike)):
+                    self._array_pixels += _array_pixels(image).shape[0]
+                if self._array_pixels > self._limit:
+                    self.images = None
+                else:
+                    self.images.append(image)
+            yield image
+
+
+def _collection_histogram(images, *, mode, n_jobs=None, progress=None):
     """The color histogram of all the images (see :func:`fit_codebook`)."""
     from joblib import Parallel, delayed
 
     from ._engine.histogram import Histogram
 
-    if mode not in ("RGB", "RGBA", "L", "LA"):
-        raise ValueError(f"mode must be RGB, RGBA, L or LA, got {mode!r}.")
     parallel = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator_unordered")
     merged, pending = None, []
     for histogram in parallel(delayed(_histogram)(image, mode) for image in images):
@@ -280,35 +334,42 @@ def _collection_histogram(images, *, mode="RGB", n_jobs=None, progress=None):
     return Histogram.merge([merged, *pending])
 
 
-def _fit_histogram(histogram, n_clusters=256, *, keep_stream=False, **params):
-    """A quantizer fitted on a collection's histogram (see :func:`fit_codebook`)."""
-    from .quantizer import VectorQuantizer
+def _pixels_in_order(images, mode, n_jobs):
+    """Each image's pixels, in the order of ``images`` (files read in parallel)."""
+    from joblib import Parallel, delayed
 
-    quantizer = VectorQuantizer(n_clusters, **params)
-    if keep_stream:
-        return quantizer.partial_fit(histogram.rows, sample_weight=histogram.weights)
-    return quantizer.fit(histogram.rows, sample_weight=histogram.weights)
+    return Parallel(n_jobs=n_jobs)(delayed(_pixels)(image, mode) for image in images)
+
+
+def _array_pixels(image):
+    """An array image's pixels as rows."""
+    pixels = np.asarray(image)
+    return pixels.reshape(-1, pixels.shape[-1]) if pixels.ndim == 3 else pixels
+
+
+def _pixels(image, mode):
+    """The pixels of one image file (every frame) or array, as rows."""
+    return np.concatenate(list(_frames(image, mode)))
 
 
 def _histogram(image, mode):
     """The histogram of one image file (every frame) or array of pixels."""
-    import numpy as np
-
     from ._engine.histogram import Histogram
 
+    return Histogram.merge(Histogram.of(frame) for frame in _frames(image, mode))
+
+
+def _frames(image, mode):
+    """The pixels of each frame of an image file, or of an array, as rows."""
     if not isinstance(image, (str, os.PathLike)):
-        pixels = np.asarray(image)
-        if pixels.ndim == 3:
-            pixels = pixels.reshape(-1, pixels.shape[-1])
-        return Histogram.of(pixels)
+        yield _array_pixels(image)
+        return
     from PIL import Image, ImageSequence
 
     try:
         with Image.open(image) as opened:
-            return Histogram.merge(
-                Histogram.of(np.asarray(frame.convert(mode)).reshape(-1, len(mode)))
-                for frame in ImageSequence.Iterator(opened)
-            )
+            for frame in ImageSequence.Iterator(opened):
+                yield np.asarray(frame.convert(mode)).reshape(-1, len(mode))
     except Exception as error:
         raise ValueError(f"{os.fspath(image)}: {_describe_error(error)}") from error
 

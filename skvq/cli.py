@@ -174,7 +174,7 @@ def _fit_codebook(args):
     from tqdm.auto import tqdm
 
     from ._atomic import atomic_write
-    from .batch import _collection_histogram, _fit_histogram, expand_inputs
+    from .batch import _fit_collection, expand_inputs
 
     try:
         inputs = expand_inputs(args.inputs)
@@ -184,25 +184,22 @@ def _fit_codebook(args):
         total=len(inputs), desc="histograms", unit="file", disable=not _on_terminal()
     ) as bar:
         try:
-            histogram = _collection_histogram(
+            quantizer, n_samples = _fit_collection(
                 inputs,
+                args.k,
                 mode=args.mode,
+                keep_stream=args.keep_stream,
                 n_jobs=args.jobs,
                 progress=lambda _: bar.update(),
+                random_state=args.random_state,
             )
         except ValueError as error:
             raise CommandError(str(error)) from None
-    quantizer = _fit_histogram(
-        histogram,
-        args.k,
-        keep_stream=args.keep_stream,
-        random_state=args.random_state,
-    )
     with atomic_write(args.output, overwrite=args.force) as fp:
         joblib.dump(quantizer, fp)
     print(
         f"fitted K = {quantizer.n_codes_:,} {args.mode} colors on {len(inputs)} "
-        f"images ({histogram.n_samples:,.0f} pixels); wrote {args.output}"
+        f"images ({n_samples:,.0f} pixels); wrote {args.output}"
     )
     return EXIT_OK
 

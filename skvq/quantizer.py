@@ -349,7 +349,10 @@ class VectorQuantizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
           weighted distinct rows seen so far, in practice the number of
           distinct colors. Each call refits the codebook on all of them, so
           after the last chunk the codebook is exactly that of ``fit`` on
-          the whole set, whatever the order of the chunks. Each call costs
+          the distinct rows of the whole set weighted by their counts,
+          whatever the order of the chunks (``fit`` on the samples
+          themselves draws its k-means++ seeds over them in their order,
+          up to ``2**22`` samples). Each call costs
           about one ``fit`` on the colors seen so far: pass large chunks
           (whole images, not rows).
         - Other data: mini-batch K-Means updates, by scikit-learn's

@@ -295,7 +295,7 @@ def test_cli_fit_codebook_equals_fitting_all_pixels(tmp_path, photo_dir, jobs):
     book_path = tmp_path / "book.joblib"
     args = ["fit-codebook", str(photo_dir), "-k", "8", "-o", str(book_path), "-j"]
     assert main([*args, jobs]) == EXIT_OK
-    full = fit_of_colors(_pixels_of(photo_dir), 8, random_state=0)
+    full = VectorQuantizer(8, random_state=0).fit(_pixels_of(photo_dir))
     book = joblib.load(book_path)
     np.testing.assert_array_equal(book.codebook_, full.codebook_)
     assert book.inertia_ == full.inertia_
@@ -325,11 +325,23 @@ def test_cli_fit_codebook_writes_a_small_file_unless_asked_to_keep_the_stream(
     np.testing.assert_array_equal(book.codebook_, full.codebook_)
 
 
+@pytest.fixture(params=["small", "large"])
+def collection_size(request, monkeypatch):
+    """A collection fit as one of a few pixels ("small", fitted on its pixels
+    in order) or of many ("large", on its histogram): the limit between the
+    two is lowered to make the test's collections large."""
+    from skvq._engine import kmeans
+
+    if request.param == "large":
+        monkeypatch.setattr(kmeans, "REPLAY_MAX_SAMPLES", 1_000)
+    return request.param
+
+
 @pytest.mark.parametrize(
     "form", [lambda u: u, lambda u: u / 255, lambda u: u.astype(np.uint16) * 257]
 )
-def test_fit_codebook_of_arrays_equals_fit_on_the_colors_of_the_concatenation(
-    collection, form
+def test_fit_codebook_of_arrays_equals_fit_on_the_concatenation(
+    collection, form, collection_size
 ):
     from skvq.batch import fit_codebook
 
@@ -337,17 +349,48 @@ def test_fit_codebook_of_arrays_equals_fit_on_the_colors_of_the_concatenation(
     # Images as (height, width, channels) arrays too.
     images[0] = images[0].reshape(10, -1, 3)
     seen = []
-    book = fit_codebook(images, 12, random_state=1, n_jobs=2, progress=seen.append)
+    # A generator: its arrays are seen once, and kept only while few.
+    book = fit_codebook(
+        iter(images), 12, random_state=1, n_jobs=2, progress=seen.append
+    )
     pixels = np.concatenate([image.reshape(-1, 3) for image in images])
-    full = fit_of_colors(pixels, 12, random_state=1)
+    full = VectorQuantizer(12, random_state=1).fit(pixels)
     # One report per image, with its number of pixels.
     assert sorted(seen) == sorted(image.size // 3 for image in images)
     np.testing.assert_array_equal(book.codebook_, full.codebook_)
     assert book.inertia_ == pytest.approx(full.inertia_, rel=1e-12)
 
 
-def test_fit_codebook_on_a_dask_cluster_equals_fit_on_the_colors_of_the_concatenation(
-    photo_dir, joblib_on_dask
+def test_a_small_collection_is_fitted_on_its_pixels_in_order(collection):
+    # KMeans's seeds are drawn over the pixels in order: the order of the
+    # images matters, and is that of the concatenation.
+    from skvq.batch import fit_codebook
+
+    books = [
+        fit_codebook(images, 12, random_state=1).codebook_
+        for images in (collection, collection[::-1])
+    ]
+    assert not np.array_equal(*books)
+    full = VectorQuantizer(12, random_state=1).fit(np.concatenate(collection[::-1]))
+    np.testing.assert_array_equal(books[1], full.codebook_)
+
+
+def test_fit_codebook_keeps_the_stream_of_a_small_collection(collection):
+    from skvq.batch import fit_codebook
+
+    book = fit_codebook(collection[:2], 12, random_state=1, keep_stream=True)
+    full = VectorQuantizer(12, random_state=1).fit(np.concatenate(collection[:2]))
+    np.testing.assert_array_equal(book.codebook_, full.codebook_)
+    # The stream goes on from the collection's histogram.
+    book.partial_fit(collection[2])
+    np.testing.assert_array_equal(
+        book.codebook_,
+        fit_of_colors(np.concatenate(collection[:3]), 12, random_state=1).codebook_,
+    )
+
+
+def test_fit_codebook_on_a_dask_cluster_equals_fit_on_the_concatenation(
+    photo_dir, joblib_on_dask, collection_size
 ):
     from skvq.batch import fit_codebook
 
@@ -355,9 +398,10 @@ def test_fit_codebook_on_a_dask_cluster_equals_fit_on_the_colors_of_the_concaten
     cluster = dict(n_workers=1, threads_per_worker=2, processes=False)
     with joblib_on_dask(**cluster) as (_, tasks):
         book = fit_codebook(paths, 8, random_state=0)
-    # The histograms were made by tasks on the cluster.
-    assert len(tasks.data) >= len(paths)
-    full = fit_of_colors(_pixels_of(photo_dir), 8, random_state=0)
+    # The histograms (and a small collection's pixels) were read by tasks on
+    # the cluster.
+    assert len(tasks.data) >= len(paths) * (2 if collection_size == "small" else 1)
+    full = VectorQuantizer(8, random_state=0).fit(_pixels_of(photo_dir))
     np.testing.assert_array_equal(book.codebook_, full.codebook_)
 
 
