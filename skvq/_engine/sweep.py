@@ -115,8 +115,9 @@ def inertia(X, codebook, sample_weight=None):
 def _extent(X):
     """The least value of each feature, the greatest extent of the features,
     and the scale that maps them onto a grid of ``2**bits`` cells a side."""
-    lo = X.min(axis=0).astype(np.float64)
-    span = float(np.max(X.max(axis=0).astype(np.float64) - lo))
+    lo, hi = grid.column_ranges(X)
+    lo = lo.astype(np.float64)
+    span = float(np.max(hi.astype(np.float64) - lo))
 
     def scale(bits):
         return 2**bits / span if span > 0 else 0.0
