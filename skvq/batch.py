@@ -323,6 +323,12 @@ def _collection_histogram(images, *, mode, n_jobs=None, progress=None):
     for histogram in parallel(delayed(_histogram)(image, mode) for image in images):
         if progress is not None:
             progress(histogram.n_samples)
+        channels = (histogram if merged is None else merged).rows.shape[1]
+        if histogram.rows.shape[1] != channels:
+            raise ValueError(
+                f"the images have {channels} and {histogram.rows.shape[1]} channels: "
+                "a codebook needs one number of channels"
+            )
         pending.append(histogram)
         # Merge once the pending rows outnumber the merged ones: each row is
         # then merged a few times, not once per image.

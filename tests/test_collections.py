@@ -405,6 +405,14 @@ def test_fit_codebook_on_a_dask_cluster_equals_fit_on_the_concatenation(
     np.testing.assert_array_equal(book.codebook_, full.codebook_)
 
 
+def test_fit_codebook_rejects_images_of_different_channels():
+    from skvq.batch import fit_codebook
+
+    rgb, rgba = np.zeros((10, 3), np.uint8), np.zeros((10, 4), np.uint8)
+    with pytest.raises(ValueError, match="the images have 3 and 4 channels"):
+        fit_codebook([rgb, rgba], 4, n_jobs=1)
+
+
 def test_fit_codebook_names_a_file_it_cannot_read(tmp_path, photo_dir):
     from skvq.batch import fit_codebook
 
