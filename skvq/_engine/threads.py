@@ -23,11 +23,13 @@ LLOYD_ROWS = 10_000
 GRID_CELLS = 100
 SEEDING_POINTS = 20_000
 COLORS = 1 << 19
-# Squared-distance terms of a pass of scikit-learn's KMeans per thread: on
-# less, its two threads took longer than one on an idle machine (4x4 image
-# blocks at K = 8: 2.2 million terms a pass), as fitting to a fixed point
-# takes more passes than KMeans's tol.
-KMEANS_WORK = 5_000_000
+# Squared-distance terms of a pass of scikit-learn's KMeans (or of a chunk of
+# MiniBatchKMeans) per thread. With one BLAS thread (see spare_threads), two
+# OpenMP threads took 0.56 to 1.02 times the time of one for KMeans on an
+# idle machine from load_digits at K = 8 (0.9 million terms) up; on chunks of
+# 500 rows of 0.26 million terms or less, MiniBatchKMeans took up to 1.16
+# times as long on two.
+KMEANS_WORK = 250_000
 
 # Users who chose how OpenMP threads wait keep their choice (libgomp, LLVM).
 _WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
@@ -125,11 +127,9 @@ def _is_running(task):
 
 
 def spare_threads(work):
-    """A context in which other libraries' thread pools (BLAS, OpenMP) run
-    :func:`spare` threads for ``work`` (squared-distance terms of a pass,
-    samples x clusters x features): all the CPUs on an idle machine, one
-    as soon as other processes run, and one for less than twice
-    ``KMEANS_WORK``.
+    """A context in which other libraries' OpenMP pools run :func:`spare`
+    threads for ``work`` (squared-distance terms of a pass, samples x
+    clusters x features), and BLAS pools one.
 
     For work handed to scikit-learn's compiled loops: their OpenMP runtime
     is its own, loaded before skvq could ask it to wait passively, their
@@ -137,12 +137,22 @@ def spare_threads(work):
     busy-wait. With one other process busy on the 2 cores, ``KMeans`` on
     ``load_digits`` or 4x4 image blocks took 5 to 30 times longer with its
     threads than with one; on an idle machine, its two threads took 0.8
-    times the time of one (4x4 blocks, K = 256).
+    times the time of one (4x4 blocks, K = 256). So OpenMP gets all the CPUs
+    on an idle machine, one as soon as other processes run, and one for
+    less than twice ``KMEANS_WORK``. BLAS, one always: KMeans's passes ask
+    for one BLAS thread themselves, and its seeding's products of a few
+    candidates by all the samples, one per centroid, made the whole fit
+    1.1 to 3 times longer on two BLAS threads than on one, idle
+    (``load_digits``, 4x4 blocks; K = 8 to 256).
     """
     n_threads = 1 if work < 2 * KMEANS_WORK else min(spare(), work // KMEANS_WORK)
+    limits = {"openmp": n_threads, "blas": 1}
     controller = _controller()
-    if all(pool.num_threads == n_threads for pool in controller.lib_controllers):
+    if all(
+        pool.num_threads == limits.get(pool.user_api, pool.num_threads)
+        for pool in controller.lib_controllers
+    ):
         # Setting a pool's limit, even to what it is, costs its threads'
         # restart: a millisecond, a tenth of KMeans on load_digits at K=8.
         return contextlib.nullcontext()
-    return controller.limit(limits=n_threads)
+    return controller.limit(limits=limits)
