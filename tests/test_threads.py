@@ -139,17 +139,12 @@ def test_kmeans_of_many_features_runs_on_the_spare_cpus(monkeypatch, spare):
 def test_spare_cpus_are_those_no_other_thread_runs_on(
     monkeypatch, loadavg, cpus, expected
 ):
-    import builtins
-    import io
+    read = threads._read
 
-    opened = builtins.open
+    def fake_read(path):
+        return loadavg.encode() if path == "/proc/loadavg" else read(path)
 
-    def fake_open(path, *args, **kwargs):
-        if path == "/proc/loadavg":
-            return io.StringIO(loadavg)
-        return opened(path, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(threads, "_read", fake_read)
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     monkeypatch.setattr(threads, "available", lambda: cpus)
     assert threads.spare() == expected

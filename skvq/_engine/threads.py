@@ -108,8 +108,7 @@ def spare():
     ``/proc/loadavg``, less this process's own, which may still be spinning
     after a parallel step), at least one."""
     try:
-        with open("/proc/loadavg") as loadavg:
-            running = int(loadavg.read().split()[3].split("/")[0])
+        running = int(_read("/proc/loadavg").split()[3].split(b"/")[0])
         own = sum(_is_running(task) for task in os.listdir("/proc/self/task"))
     except (OSError, ValueError, IndexError):
         return 1
@@ -119,11 +118,22 @@ def spare():
 def _is_running(task):
     """Whether a thread of this process is runnable now."""
     try:
-        with open(f"/proc/self/task/{task}/stat") as stat:
-            # The state follows the command name, which may hold spaces.
-            return stat.read().rpartition(")")[2].split()[0] == "R"
+        # The state follows the command name, which may hold spaces.
+        return (
+            _read(f"/proc/self/task/{task}/stat").rpartition(b")")[2].split()[0] == b"R"
+        )
     except OSError:  # the thread ended
         return False
+
+
+def _read(path):
+    """A small file's bytes. Unbuffered: ``open`` in text mode cost half a
+    millisecond for the few files of :func:`spare`, a tenth of a small fit."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(descriptor, 4096)
+    finally:
+        os.close(descriptor)
 
 
 def spare_threads(work):
