@@ -285,6 +285,7 @@ def _fit_collection(
     # The seeds of such a fit depend on the order of the pixels.
     quantizer.fit(np.concatenate(_pixels_in_order(kept.images, mode, n_jobs)))
     if keep_stream:
+        # What partial_fit keeps of images: the histogram, for more chunks.
         quantizer._stream = HistogramStream(histogram)
     return quantizer, histogram.n_samples
 
