@@ -1325,3 +1325,19 @@ def test_big_float32_data_are_coded_without_a_float64_copy():
     np.testing.assert_array_equal(
         codes[:1000, 0], brute_force_codes(X[:1000], quantizer.codebook_)
     )
+
+
+@given(
+    arrays(
+        st.sampled_from([np.uint8, np.uint16, np.float32, np.float64]),
+        st.tuples(st.integers(1, 300), st.integers(1, 5)),
+        elements={"allow_nan": False, "allow_infinity": False},
+    )
+)
+def test_column_ranges_are_the_least_and_greatest_of_each_feature(values):
+    from skvq._engine.grid import column_ranges
+
+    lo, hi = column_ranges(values)
+    np.testing.assert_array_equal(lo, values.min(axis=0))
+    np.testing.assert_array_equal(hi, values.max(axis=0))
+    assert lo.dtype == hi.dtype == values.dtype
