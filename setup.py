@@ -14,6 +14,10 @@ ENGINE = ["_openmp", "_colors", "_grid", "_lloyd", "_seeding", "_sweep"]
 # Release builds: Python's own CFLAGS ask for debug info (-g), which made the
 # wheel's extension modules several MB. The last -g option wins.
 NO_DEBUG_INFO = ["-g0"]
+# Every product rounded before its sum, as numpy's separate operations round
+# them: the seedings that draw as KMeans draws need the same sums. (GCC fuses
+# them into FMA instructions by default where the CPU has them, e.g. ARM64.)
+NO_FUSED_MULTIPLY_ADD = ["-ffp-contract=off"]
 
 
 class BuildExt(build_ext):
@@ -30,7 +34,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         if self.compiler.compiler_type == "unix":
             for extension in self.extensions:
-                extension.extra_compile_args += NO_DEBUG_INFO
+                extension.extra_compile_args += NO_DEBUG_INFO + NO_FUSED_MULTIPLY_ADD
         if not self._compiles_openmp():
             print("skvq: the C compiler has no OpenMP; building single-threaded")
             for extension in self.extensions:

@@ -10,6 +10,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.datasets import load_sample_image
+from threadpoolctl import threadpool_limits
 
 from skvq import VectorQuantizer
 from skvq._engine import _colors, _grid, colors, grid, lloyd, seeding, sweep, threads
@@ -601,6 +602,76 @@ def test_seeding_over_a_whole_photo_picks_the_pixels_scikit_learn_picks(china):
         )
         _, theirs = kmeans_plusplus(pixels.astype(np.float64), k, random_state=3)
         np.testing.assert_array_equal(rows[ours], pixels[theirs])
+
+
+def many_features(seed, data, n_features, n_rows=400):
+    """Vectors past the grid's features: continuous (around 0, or far from
+    it, where distances taken as products lose all precision unless the
+    mean is taken off first), integers full of exact ties, or a few rows
+    repeated many times."""
+    rng = np.random.default_rng(seed)
+    if data == "normal":
+        return rng.normal(0, 3, (n_rows, n_features))
+    if data == "far":
+        return rng.normal(1e8, 3, (n_rows, n_features))
+    if data == "integers":
+        return rng.integers(0, 17, (n_rows, n_features)).astype(np.float64)
+    return rng.normal(0, 1, (6, n_features))[rng.integers(0, 6, n_rows)]
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 40),
+    n_features=st.integers(5, 70),
+    data=st.sampled_from(["normal", "far", "integers", "repeated"]),
+    weights=st.sampled_from(["none", "uniform", "some zero"]),
+)
+def test_seeding_by_products_picks_the_points_scikit_learn_picks(
+    seed, k, n_features, data, weights
+):
+    # KMeans's own arithmetic (matrix products, then the same roundings):
+    # the same seeds bit for bit, ties and repeated rows included.
+    from sklearn.cluster import kmeans_plusplus
+    from sklearn.utils import check_random_state
+
+    X = many_features(seed, data, n_features)
+    X -= X.mean(axis=0)
+    rng = np.random.default_rng(seed + 1)
+    w = {
+        "none": np.ones(len(X)),
+        "uniform": rng.uniform(0.5, 3, len(X)),
+        "some zero": rng.integers(0, 3, len(X)).astype(np.float64),
+    }[weights]
+    assume(w.sum() > 0)
+    ours = seeding.kmeans_plusplus_by_products(X, w, k, check_random_state(seed))
+    _, theirs = kmeans_plusplus(X, k, sample_weight=w, random_state=seed)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 24),
+    n_features=st.integers(5, 40),
+    data=st.sampled_from(["normal", "far", "integers", "repeated"]),
+    weighted=st.booleans(),
+)
+def test_fit_of_many_features_is_kmeans_own_run(seed, k, n_features, data, weighted):
+    # Past the grid's features the fit is KMeans's: its seeds (drawn by
+    # skvq the way KMeans draws them) and its passes, to a fixed point. On
+    # one thread (KMeans's sums then do not depend on the split), the same
+    # codebook bit for bit.
+    from sklearn.cluster import KMeans
+
+    X = many_features(seed, data, n_features)
+    assume(len(np.unique(X, axis=0)) > k)
+    weights = np.random.default_rng(seed).uniform(0.5, 2, len(X)) if weighted else None
+    with threadpool_limits(1):
+        ours = VectorQuantizer(k, random_state=seed).fit(X, sample_weight=weights)
+        theirs = KMeans(k, n_init=1, tol=0, random_state=seed).fit(
+            X, sample_weight=weights
+        )
+    np.testing.assert_array_equal(ours.codebook_, theirs.cluster_centers_)
+    assert (ours.inertia_, ours.n_iter_) == (theirs.inertia_, theirs.n_iter_)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

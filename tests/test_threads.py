@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from skvq._engine import threads
@@ -148,3 +150,35 @@ def test_spare_cpus_are_those_no_other_thread_runs_on(
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     monkeypatch.setattr(threads, "available", lambda: cpus)
     assert threads.spare() == expected
+
+
+@given(
+    cpus=st.integers(1, 16),
+    allowed=st.integers(1, 16),
+    others=st.integers(0, 20),
+    own=st.lists(st.booleans(), min_size=1, max_size=12),
+)
+@example(cpus=2, allowed=2, others=1, own=[True])  # one other process busy
+@example(cpus=2, allowed=2, others=0, own=[True, True])  # a thread of ours
+def test_spare_cpus_discount_this_process_own_running_threads(
+    cpus, allowed, others, own
+):
+    # /proc/loadavg counts every runnable thread, this process's included
+    # (the one asking runs); spare() takes its own back, and may skip
+    # counting them when the machine is idle enough for the answer not to
+    # depend on them.
+    running_own = 1 + sum(own[1:])
+    loadavg = f"0.1 0.1 0.1 {others + running_own}/300 123".encode()
+    states = {str(task): state for task, state in enumerate(own)}
+
+    def fake_read(path):
+        assert path == "/proc/loadavg"
+        return loadavg
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threads, "_read", fake_read)
+        patch.setattr(threads, "_is_running", lambda task: task == "0" or states[task])
+        patch.setattr(os, "listdir", lambda path: list(states))
+        patch.setattr(os, "cpu_count", lambda: cpus)
+        patch.setattr(threads, "available", lambda: min(allowed, cpus))
+        assert threads.spare() == max(1, min(allowed, cpus, cpus - others))

@@ -576,3 +576,61 @@ def grid_kmeans_plusplus(
             chosen[c] = candidates[best]
             looked = _add_centroid(&g, &points[candidates[best], 0], &tree[0], n)
     return chosen_array
+
+
+# -- KMeans's own arithmetic, for many features --------------------------------
+
+
+def draw_candidates(
+    const double[::1] closest,
+    const double[::1] weights,
+    const double[::1] targets,
+    double[::1] cumulative,
+):
+    """The candidates KMeans's k-means++ draws for ``targets``:
+    ``np.searchsorted(np.cumsum(weights * closest), targets)``, clipped to
+    the last point, with the same sums (in order, one product then one
+    addition each) and the same search (the first sum not below the
+    target). ``cumulative`` is a buffer of the points' length."""
+    cdef Py_ssize_t n = closest.shape[0], t, i, lo, hi, mid
+    cdef double total = 0.0, product
+    candidates_array = np.empty(targets.shape[0], dtype=np.intp)
+    cdef Py_ssize_t[::1] candidates = candidates_array
+    with nogil:
+        for i in range(n):
+            product = weights[i] * closest[i]
+            total = total + product
+            cumulative[i] = total
+        for t in range(targets.shape[0]):
+            lo, hi = 0, n
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if cumulative[mid] < targets[t]:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            candidates[t] = min(lo, n - 1)
+    return candidates_array
+
+
+def trial_distances(
+    double[:, ::1] products,
+    const double[::1] candidate_norms,
+    const double[::1] norms,
+    const double[::1] closest,
+):
+    """In place, from the products of the candidates with every point: each
+    point's squared distance to its nearest centroid were the candidate
+    added, as KMeans computes it (``-2 x.y``, plus ``|x|^2``, plus
+    ``|y|^2``, at least 0, then the least of that and ``closest``)."""
+    cdef Py_ssize_t t, i
+    cdef double sq
+    with nogil:
+        for t in range(products.shape[0]):
+            for i in range(products.shape[1]):
+                sq = -2.0 * products[t, i]
+                sq = sq + candidate_norms[t]
+                sq = sq + norms[i]
+                if not sq >= 0:
+                    sq = 0.0
+                products[t, i] = closest[i] if closest[i] <= sq else sq

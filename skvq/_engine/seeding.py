@@ -142,6 +142,52 @@ def kmeans_plusplus(
     )
 
 
+def kmeans_plusplus_by_products(points, weights, n_clusters, random_state):
+    """k-means++ seeding as :class:`~sklearn.cluster.KMeans` computes it.
+
+    For many features, where distances are best taken as matrix products:
+    the same draws, the same products (``numpy.matmul``, on the same BLAS)
+    and the same roundings after them as scikit-learn's ``_kmeans_plusplus``,
+    so the same seeds bit for bit, with the per-centroid work in between
+    compiled (``_seeding.draw_candidates``, ``_seeding.trial_distances``):
+    about half of scikit-learn's time on ``load_digits`` at K = 8. KMeans
+    seeds the samples less their mean: ``points`` must be those.
+
+    Returns
+    -------
+    ndarray of shape (n_clusters,), intp
+        The indices of the seeds in ``points``.
+    """
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    first = random_state.choice(len(points), p=weights / weights.sum())
+    draws = random_state.uniform(size=(n_clusters - 1, 2 + int(np.log(n_clusters))))
+    norms = _row_norms(points)
+    cumulative = np.empty(len(points))
+    chosen = np.empty(n_clusters, dtype=np.intp)
+    chosen[0] = first
+    candidates = np.array([first])
+    closest = np.full(len(points), np.inf)
+    column = weights.reshape(-1, 1)
+    for c in range(n_clusters):
+        rows = points[candidates]
+        trials = rows @ points.T
+        _seeding.trial_distances(trials, _row_norms(rows), norms, closest)
+        potentials = trials @ column
+        best = np.argmin(potentials)
+        chosen[c], potential, closest = candidates[best], potentials[best], trials[best]
+        if c + 1 < n_clusters:
+            candidates = _seeding.draw_candidates(
+                closest, weights, draws[c] * potential, cumulative
+            )
+    return chosen
+
+
+def _row_norms(rows):
+    """Squared norms of ``rows``, as scikit-learn's ``row_norms`` takes them."""
+    return np.einsum("ij,ij->i", rows, rows)
+
+
 def _sample_order(samples, n_points):
     """The kernels' view of ``samples = (position, sample_weight)``: the
     position of each sample's point, the weights, and the samples grouped
