@@ -10,7 +10,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from skvq import VectorQuantizer
+from skvq import VectorQuantizer, metrics
 from skvq.metrics import (
     bits_per_pixel,
     make_psnr_scorer,
@@ -29,6 +29,34 @@ def test_psnr_of_a_known_error():
     noisy[0, 0, 0] = 255  # MSE = 255**2 / 300
     assert psnr(original, noisy) == pytest.approx(10 * math.log10(300))
     assert psnr(original, original) == math.inf
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    shape=st.sampled_from([(7,), (3, 5, 3), (700, 900), (1 << 18) + 1, (600, 500, 3)]),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64]),
+)
+def test_psnr_is_the_mean_squared_error_in_decibels(seed, shape, dtype):
+    # Taken a block at a time (here blocks of 1,000 values, and the
+    # library's own): the MSE of the whole, written out.
+    rng = np.random.default_rng(seed)
+    peak = np.iinfo(dtype).max if dtype in (np.uint8, np.uint16) else 1.0
+    a = (rng.random(shape) * peak).astype(dtype)
+    b = (rng.random(shape) * peak).astype(dtype)
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    expected = 10 * math.log10(peak**2 / mse)
+    assert psnr(a, b, data_range=peak) == pytest.approx(expected, rel=1e-12)
+    if np.issubdtype(dtype, np.integer) and np.dtype(dtype).itemsize == 1:
+        exact = int(((a.astype(np.int64) - b.astype(np.int64)) ** 2).sum())
+        assert psnr(a, b) == 10 * math.log10(255.0**2 / (exact / a.size))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(metrics, "_ERROR_BLOCK", 1000)
+        assert psnr(a, b, data_range=peak) == pytest.approx(expected, rel=1e-12)
+
+
+def test_psnr_of_empty_images_is_an_error():
+    with pytest.raises(ValueError, match="empty"):
+        psnr(np.zeros((0, 3)), np.zeros((0, 3)))
 
 
 def test_psnr_rejects_mismatched_shapes():
