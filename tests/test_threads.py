@@ -32,9 +32,10 @@ print(sorted(set(os.environ) & {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}))
 @pytest.mark.parametrize(
     ("user_setting", "spin_count"),
     [
-        ({}, "0"),  # libgomp's default would spin 300,000 times
+        ({}, "1000"),  # libgomp's default would spin 300,000 times
         ({"OMP_WAIT_POLICY": "active"}, "30000000000"),
-        ({"GOMP_SPINCOUNT": "1000"}, "1000"),
+        ({"OMP_WAIT_POLICY": "passive"}, "0"),
+        ({"GOMP_SPINCOUNT": "5000"}, "5000"),
     ],
 )
 def test_openmp_threads_wait_passively_unless_the_user_chose(user_setting, spin_count):
@@ -59,10 +60,12 @@ def test_passive_waiting_restores_the_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with threads.passive_waiting():
         assert os.environ["OMP_WAIT_POLICY"] == "passive"
-    assert "OMP_WAIT_POLICY" not in os.environ
-    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
+        assert os.environ["GOMP_SPINCOUNT"] == "1000"
+    assert not set(threads._WAIT_SETTINGS) & set(os.environ)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "5000")
     with threads.passive_waiting():
         assert "OMP_WAIT_POLICY" not in os.environ
+        assert os.environ["GOMP_SPINCOUNT"] == "5000"
 
 
 def test_threads_follow_the_work():

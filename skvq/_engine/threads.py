@@ -35,22 +35,35 @@ KMEANS_WORK = 250_000
 _WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
 
+# How skvq's OpenMP threads wait: they sleep (passive), after spinning a
+# thousand times (libgomp: about 10 microseconds), as the steps of a pass
+# follow each other closely. Woken from sleep for every step, the threads
+# made quantize_image 1.14 to 1.29 times as long as libgomp's default wait
+# (3 ms of spinning) on an idle machine (china, the 24 MP mosaic; K = 16
+# and 256); with the short spin, 0.82 to 1.16 times, and with two busy
+# processes on the 2 cores, 0.83 to 0.89 times one thread's time
+# (benchmarks/bench_threads.py).
+_WAITING = {"OMP_WAIT_POLICY": "passive", "GOMP_SPINCOUNT": "1000"}
+
+
 @contextlib.contextmanager
 def passive_waiting():
-    """While an OpenMP runtime loads: its idle threads will sleep, not spin.
+    """While an OpenMP runtime loads: its idle threads will sleep, not spin
+    (but for a few microseconds, see ``_WAITING``).
 
-    OpenMP reads ``OMP_WAIT_POLICY`` once, when its runtime initialises; the
-    variable is set only for that moment, so that neither other libraries
-    loaded later nor child processes inherit it.
+    OpenMP reads these variables once, when its runtime initialises; they
+    are set only for that moment, so that neither other libraries loaded
+    later nor child processes inherit them.
     """
     if any(name in os.environ for name in _WAIT_SETTINGS):
         yield
         return
-    os.environ["OMP_WAIT_POLICY"] = "passive"
+    os.environ.update(_WAITING)
     try:
         yield
     finally:
-        os.environ.pop("OMP_WAIT_POLICY", None)
+        for name in _WAITING:
+            os.environ.pop(name, None)
 
 
 @functools.cache
