@@ -38,7 +38,7 @@ _WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 # How skvq's OpenMP threads wait: they sleep (passive), after spinning a
 # thousand times (libgomp: about 10 microseconds), as the steps of a pass
 # follow each other closely. Woken from sleep for every step, the threads
-# made quantize_image 1.14 to 1.29 times as long as libgomp's default wait
+# made quantize_image 1.04 to 1.29 times as long as libgomp's default wait
 # (3 ms of spinning) on an idle machine (china, the 24 MP mosaic; K = 16
 # and 256); with the short spin, 0.82 to 1.16 times, and with two busy
 # processes on the 2 cores, 0.83 to 0.89 times one thread's time
